@@ -258,9 +258,6 @@ class Sparse(ElementArray):
         m = len(lists[0])
         if any(len(lst) != m for lst in lists):
             raise CircuitError(f"{where}: node lists have different lengths {[len(x) for x in lists]}")
-        for e, ends in enumerate(zip(*lists)):
-            if len(set(ends)) != len(ends):
-                raise CircuitError(f"{where}: element {e} connects node {ends[0]!r} to itself")
         self.name = name
         self.nodes = lists
         self.params, self.opts = self.element_type.check_values(values, where, (m,))

@@ -221,8 +221,6 @@ class Element:
             )
         for node in nodes:
             check_name(node, f"{where}, node")
-        if len(set(nodes)) != len(nodes):
-            raise CircuitError(f"{where}: connects node {nodes[0]!r} to itself")
         self.name = name
         self.nodes = tuple(nodes)
         self.params, self.opts = self.check_values(values, where, shape=())

@@ -1,0 +1,1 @@
+"""How a circuit *learns*: phases, gradient estimates, local updates, training."""
