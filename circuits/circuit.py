@@ -123,6 +123,8 @@ class InputLayer:
         self.name, self.size = name, _check_size(size, f"input layer {name!r}")
         self.nodes = [f"{name}[{i}]" for i in range(self.size)]
         value = _VALUE.check(value, f"input layer {name!r}")
+        if value.ndim != 0 and value.shape != (self.size,):
+            raise CircuitError(f"input layer {name!r}: value has shape {value.shape}, expected ({self.size},) or a scalar")
         self.value = np.broadcast_to(value, (self.size,)).astype(float).copy()
 
     def __eq__(self, other):
@@ -489,8 +491,12 @@ class Circuit:
             per_elem += [np.full(len(per_elem[0]), nm) for nm in law.implicit_nodes]
             free = [np.array([idx.get(x, -1) for x in col]) for col in per_elem]
             if et is FreeNode:
+                # A leak ties its node to ground only where g > 0.
                 g = np.atleast_1d(params["g"])
                 grounded[free[0][g > 0]] = True
+                rows.append(free[0][g > 0])
+                cols.append(free[0][g > 0])
+                continue
             for t in range(law.n_terminals):
                 ft = free[t]
                 if t < k and not law.shift_invariant[t]:

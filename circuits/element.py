@@ -124,7 +124,7 @@ class Parameter:
         ):
             if not np.all(ok):
                 bad = np.flatnonzero(~np.broadcast_to(ok, arr.shape))[0] if arr.ndim else None
-                got = repr(float(arr)) if bad is None else f"{float(arr.flat[bad])!r} at index {np.unravel_index(bad, arr.shape)}"
+                got = repr(float(arr)) if bad is None else f"{float(arr.flat[bad])!r} at index {tuple(int(i) for i in np.unravel_index(bad, arr.shape))}"
                 raise CircuitError(f"{where}: {self.name} must be {need}, got {got}")
         return arr
 

@@ -62,7 +62,14 @@ def parse_netlist(text: str, name: str = "circuit", source: str = "<netlist>") -
         lines[id(item)] = lineno
     declared: dict[str, int] = {}
     kinds: dict[str, str] = {}
+    names: dict[str, int] = {}
     for item in items:
+        if not isinstance(item, Output):
+            if item.name in names and not isinstance(item, (FreeNode, Input)):
+                raise CircuitError(
+                    f"{source}:{lines[id(item)]}: duplicate name {item.name!r} (first used on line {names[item.name]})"
+                )
+            names.setdefault(item.name, lines[id(item)])
         node = item.name if isinstance(item, (FreeNode, Input)) else None
         if node is None:
             continue
@@ -85,6 +92,11 @@ def parse_netlist(text: str, name: str = "circuit", source: str = "<netlist>") -
                 raise CircuitError(
                     f"{source}:{lines[id(item)]}: {item.kind} {item.name!r}: unknown node {n!r}"
                     f"{did_you_mean(n, declared)}; declare it with `node {n}` or `input {n}`"
+                )
+            if isinstance(item, Output) and kinds[n] == "input":
+                raise CircuitError(
+                    f"{source}:{lines[id(item)]}: output {n!r}: {n} is an input (line {declared[n]}); "
+                    "outputs must be free nodes"
                 )
     try:
         return Circuit(items, name=name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
 from circuits import Circuit, Layer
@@ -82,6 +83,22 @@ class Equations:
             len(nodes[0]) * (len(nodes[1]) if form == "dense" else 1)
             for _, _, _, nodes, _, form in circuit.element_groups()
         )
+        self._collect_values()
+
+    def _collect_values(self) -> None:
+        """Numeric values of every parameter symbol (arrays only when expandable)."""
+        for name, et, opts, nodes, params, form in self.circuit.element_groups():
+            for p, value in params.items():
+                if p == "C":
+                    continue
+                if form == "scalar":
+                    self.values[_param_symbol(name, p)] = float(value)
+                elif et is FreeNode:
+                    for node, v in zip(nodes[0], value):
+                        self.values[_param_symbol(node, p)] = float(v)
+                elif self.expandable:
+                    for index in np.ndindex(value.shape):
+                        self.values[_param_symbol(name, p, index)] = float(value[index])
 
     # -- scalar symbolic form ------------------------------------------------
     @property
@@ -122,11 +139,7 @@ class Equations:
     def _instance(self, out, label, element, index, law: Law, ends, values):
         subs = {v: NodeVoltage(n) for v, n in zip(law.voltages, ends)}
         for p in law.params:
-            sym = _param_symbol(element, p.name, index)
-            subs[p] = sym
-            if p.name == "C":
-                continue
-            self.values[sym] = float(values[p.name])
+            subs[p] = _param_symbol(element, p.name, index)
         currents = {}
         for t, node in enumerate(tuple(ends) + law.implicit_nodes):
             i = law.currents[t].xreplace(subs)
