@@ -53,9 +53,14 @@ and ``Piecewise`` as nested ternaries ``(c ? a : b)`` with ``< <= > >= == !=
 && || !``.  Anything else raises :class:`SpiceExportError` naming it.
 
 Analyses.  ``.op`` (the stationary state) and ``.tran step stop 0 step uic``
-from an initial state given by ``.ic``.  Tolerances go in ``.options``
-(defaults :data:`DEFAULT_OPTIONS`, tight enough to compare stationary states
-to 1e-6).  :mod:`simulator.ngspice` runs a deck and reads the results back.
+from an initial state given by ``.ic``, with a ``.print tran`` of the free
+nodes so that ``ngspice -b deck.cir`` prints tables (interactively:
+``ngspice deck.cir``, then ``run`` and ``plot v(h1)``).  Tolerances go in
+``.options`` (defaults :data:`DEFAULT_OPTIONS`, tight enough to compare
+stationary states to 1e-6).  A circuit with several stationary states may
+settle to a different one in ngspice than in aeplab: ``nodeset=`` gives
+ngspice's Newton iteration a starting guess.  :mod:`simulator.ngspice` runs
+a deck and reads the results back.
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ __all__ = [
     "export_spice",
     "spice_expression",
     "spice_node_names",
+    "element_currents",
+    "input_values",
+    "iter_elements",
     "to_spice",
     "write_spice",
 ]
@@ -424,6 +432,9 @@ class Deck:
     x0 : ndarray or None
         Initial free-node voltages (V) of the transient.
     circuit_name : str
+    meta : dict
+        Anything else the maker records (learning phases: ``phase``,
+        ``beta``, ``cost``, ``x0``).
     """
 
     text: str
@@ -713,6 +724,8 @@ def to_spice(
         x0 = _state_vector(tran.x0, circuit, "transient x0")
         lines.append(".ic " + " ".join(f"V({nodes.spice(n)})={_number(v)}" for n, v in zip(circuit.free_nodes, x0)))
         lines.append(f".tran {_number(step)} {_number(stop)} 0 {_number(step)} uic")
+        # Without a .print line `ngspice -b deck.cir` keeps no transient data.
+        lines.append(".print tran " + " ".join(f"V({nodes.spice(n)})" for n in circuit.free_nodes))
         analyses.append("tran")
     lines += [".end", ""]
     return Deck(
