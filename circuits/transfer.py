@@ -20,6 +20,11 @@ TRANSFER_FUNCTIONS: dict[str, sp.Expr] = {
     "linear": _v,
     "tanh": sp.tanh(_v),
     "sigmoid": 1 / (1 + sp.exp(-_v)),
+    # Inverse square root unit v/√(1+v²): like tanh (odd, slope 1 at 0, range
+    # ±1) with algebraic tails.  In the gated Hopfield model the stationary
+    # Jacobian −1 + ρ''(v)·v/ρ'(v) = −1 − 3v²/(1+v²) stays within [−4, −1]
+    # however strong the drive, so fixed-step relaxation stays stable.
+    "isru": _v / sp.sqrt(1 + _v**2),
     # clip(v, 0, 1), the hard sigmoid of Scellier & Bengio (2017).
     "hardsigmoid": sp.Piecewise((0, _v < 0), (_v, _v < 1), (1, True)),
 }

@@ -7,7 +7,8 @@ mathematics; the phases are in :mod:`learning.phases`, the element-by-element
 update rules in :mod:`learning.local`.
 
 Every algorithm function takes the compiled system, the inputs (V) and the
-targets, and optionally a free state already settled (``free=``) and
+targets, and optionally a free state already settled (``free=``), the
+system already bound to its inputs (``bound=``, instead of ``inputs``) and
 ``settle_options`` (keyword arguments of :func:`simulator.settle`) used for
 every phase.  Default settling: Newton to 1e-12 A for circuits up to 256
 nodes, else ``relax`` to 1e-8 A.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse.linalg
 
-from simulator import CompiledSystem, SettleResult, settle
+from simulator import Bound, CompiledSystem, SettleResult, settle
 
 from .local import contrastive_update, linear_response_update
 from .phases import AEPPhase, DyadicPhase, NudgedPhase
@@ -96,7 +97,9 @@ def _targets(system: CompiledSystem, target, batch: int) -> np.ndarray:
     return np.broadcast_to(y, (batch, len(system.outputs))).astype(system.dtype)
 
 
-def free_phase(system: CompiledSystem, inputs=None, x_init=None, settle_options: dict | None = None) -> SettleResult:
+def free_phase(
+    system: CompiledSystem, inputs=None, x_init=None, settle_options: dict | None = None, bound: Bound | None = None
+) -> SettleResult:
     """Settle the free phase; raises if any sample does not settle.
 
     Raises
@@ -105,16 +108,26 @@ def free_phase(system: CompiledSystem, inputs=None, x_init=None, settle_options:
         Naming the failure (e.g. ``oscillating``): gradients at a state that
         is not stationary mean nothing.
     """
-    res = settle(system, x_init, inputs=inputs, **_settle_options(system, settle_options))
+    res = settle(_bound(system, inputs, bound), x_init, **_settle_options(system, settle_options))
     if not res.all_converged:
         raise RuntimeError(f"the free phase did not settle: {res.message}")
     return res
 
 
-def _prepare(system, inputs, target, free, settle_options):
-    bound = system.bind(inputs)
+def _bound(system, inputs, bound):
+    if bound is None:
+        return system.bind(inputs)
+    if inputs is not None:
+        raise ValueError("give either inputs= or bound=, not both")
+    if bound.system is not system:
+        raise ValueError("bound= belongs to another system")
+    return bound
+
+
+def _prepare(system, inputs, target, free, settle_options, bound):
+    bound = _bound(system, inputs, bound)
     if free is None:
-        free = free_phase(system, inputs, settle_options=settle_options)
+        free = free_phase(system, settle_options=settle_options, bound=bound)
     x0 = free.final if isinstance(free, SettleResult) else np.atleast_2d(free)
     y = _targets(system, target, len(x0))
     return bound, x0, y
@@ -157,6 +170,7 @@ def reference_gradient(
     free: SettleResult | np.ndarray | None = None,
     solver: str = "auto",
     settle_options: dict | None = None,
+    bound: Bound | None = None,
 ) -> Estimate:
     """Exact gradient by implicit differentiation: ``Jᵀλ = −∇ℓ``, ``g = λᵀ ∂f/∂θ``.
 
@@ -168,7 +182,7 @@ def reference_gradient(
     """
     if solver not in ("auto", "dense", "krylov"):
         raise ValueError(f"solver must be 'auto', 'dense' or 'krylov', got {solver!r}")
-    bound, x0, y = _prepare(system, inputs, target, free, settle_options)
+    bound, x0, y = _prepare(system, inputs, target, free, settle_options, bound)
     lin0 = bound.linearize(x0)
     rhs = -system.cost_grad(x0, y)
     B, n = x0.shape
@@ -247,7 +261,8 @@ def finite_difference_gradient(
     return Estimate("finite_differences", grads, diagnostics={"eps": eps})
 
 
-def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None) -> Estimate:
+def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
+       bound=None) -> Estimate:
     """Equilibrium Propagation (conservative systems only): the contrastive Hebbian rule.
 
     Raises
@@ -267,7 +282,7 @@ def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     except ValueError as err:
         raise NotApplicable(f"EP: {err}") from None
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options)
+    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
     diag = {}
     states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged")
     if nudging == "symmetric":
@@ -278,11 +293,12 @@ def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     return Estimate("ep", grads, beta, nudging, diag)
 
 
-def vf(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None) -> Estimate:
+def vf(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
+       bound=None) -> Estimate:
     """Vector-field EP: EP's nudged phase, update ``−sᵀ ∂f/∂θ(x₀)``; biased when ``A ≠ 0``."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options)
+    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
     diag = {}
     states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged")
     lin0 = bound.linearize(x0)
@@ -292,11 +308,12 @@ def vf(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     return Estimate("vf", grads, beta, nudging, diag)
 
 
-def aep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None) -> Estimate:
+def aep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
+        bound=None) -> Estimate:
     """Asymmetric EP: the learning phase adds ``−2A₀(x − x₀)``; exact as β → 0."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options)
+    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
     lin0 = bound.linearize(x0)
     diag = {}
     states = _nudged_states(lambda b: AEPPhase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, "aep")
@@ -306,7 +323,8 @@ def aep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=N
     return Estimate("aep", grads, beta, nudging, diag)
 
 
-def dyadic(system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None) -> Estimate:
+def dyadic(system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None,
+           bound=None) -> Estimate:
     """Dyadic EP: settle the doubled state ``(m, d)``; ``g = −(d*/β)ᵀ ∂f/∂θ(m*)``, exact for every β.
 
     ``nudging`` is accepted for a uniform interface; the estimate is linear
@@ -314,7 +332,7 @@ def dyadic(system, inputs=None, target=None, beta=1e-3, nudging="one-sided", fre
     """
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options)
+    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
     phase = DyadicPhase(bound, y, beta)
     z0 = np.concatenate([x0, np.zeros_like(x0)], axis=1)
     res = settle(phase, z0, **options)

@@ -62,7 +62,9 @@ def contrastive_update(bound: Bound, x_a: np.ndarray, x_b: np.ndarray, beta_a: f
     batch = len(x_a)
     scale = 1.0 / ((beta_a - beta_b) * batch)
     grads = {}
+    ctx_a, ctx_b = bound.context(x_a), bound.context(x_b)
     for group, part in zip(bound.system.groups, bound.parts):
-        ga, gb = part.energy_param_grad(x_a), part.energy_param_grad(x_b)
+        # Each group evaluates ∂E/∂θ from its own terminals at both states.
+        ga, gb = part.energy_param_grad(ctx_a), part.energy_param_grad(ctx_b)
         grads.update(group.split({p: (ga[p] - gb[p]) * scale for p in ga}))
     return grads
