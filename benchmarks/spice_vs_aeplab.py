@@ -38,12 +38,16 @@ def random_circuit(n: int = 100, n_in: int = 10, seed: int = 0, gain: float = 0.
     W = rng.normal(size=(n, n))
     W *= gain / np.linalg.norm(W, 2)
     x, h = InputLayer("x", n_in, value=rng.uniform(-1, 1, n_in)), Layer("h", n, C=rng.uniform(0.5, 2.0, n), g=1.0)
-    return Circuit([
-        x, h,
-        Dense("W", "vccs", h, h, w=W, act="tanh"),
-        Dense("U", "vccs", h, x, w=rng.normal(size=(n, n_in)) / np.sqrt(n_in), act="tanh"),
-        *[Bias(f"b{i}", f"h[{i}]", I=float(b)) for i, b in enumerate(rng.normal(scale=0.2, size=n))],
-    ], name=f"random{n}")
+    return Circuit(
+        [
+            x,
+            h,
+            Dense("W", "vccs", h, h, w=W, act="tanh"),
+            Dense("U", "vccs", h, x, w=rng.normal(size=(n, n_in)) / np.sqrt(n_in), act="tanh"),
+            *[Bias(f"b{i}", f"h[{i}]", I=float(b)) for i, b in enumerate(rng.normal(scale=0.2, size=n))],
+        ],
+        name=f"random{n}",
+    )
 
 
 def _best(fn, repeat: int):
@@ -89,8 +93,9 @@ def main(argv=None) -> None:
     rows.append(("ngspice .op", t_op, op.analysis_time, residual(x_op), None))
 
     stop = float(ode.time)
-    tran_deck = to_spice(circuit, op=False, tran=Transient(stop / 1000, stop, np.zeros(system.n)),
-                         options={"reltol": 1e-6})
+    tran_deck = to_spice(
+        circuit, op=False, tran=Transient(stop / 1000, stop, np.zeros(system.n)), options={"reltol": 1e-6}
+    )
     t_tran, tran = _best(lambda: run_ngspice(tran_deck), args.repeat)
     x_tran = tran.tran_states()[-1]
     rows.append((f".tran to t = {stop:.3g} s", t_tran, tran.analysis_time, residual(x_tran), len(tran.time)))
@@ -99,13 +104,17 @@ def main(argv=None) -> None:
     print(f"circuit {circuit.name}: {system.n} free nodes, {system.n_inputs} inputs, {n_src} behavioural sources")
     print(f"aeplab compile {t_compile:.3f} s; deck export {t_export:.3f} s ({len(op_deck.text) / 1e6:.2f} MB)")
     print(f"tolerance ‖f‖∞ < {args.tol:g} A; best of {args.repeat}\n")
-    print(f"{'':<24}{'wall (s)':>10}{'ngspice analysis (s)':>22}{'residual (A)':>15}{'steps/points':>14}"
-          f"{'|x - x_newton|':>16}")
+    print(
+        f"{'':<24}{'wall (s)':>10}{'ngspice analysis (s)':>22}{'residual (A)':>15}{'steps/points':>14}"
+        f"{'|x - x_newton|':>16}"
+    )
     finals = {"aeplab newton": x_ref, "aeplab ode (RK45)": ode.final[0], "ngspice .op": x_op}
     for name, wall, analysis, res, steps in rows:
         x = finals.get(name, x_tran)
-        print(f"{name:<24}{wall:>10.4f}{'' if analysis is None else f'{analysis:.4f}':>22}{res:>15.2e}"
-              f"{'' if steps is None else steps:>14}{np.max(np.abs(x - x_ref)):>16.2e}")
+        print(
+            f"{name:<24}{wall:>10.4f}{'' if analysis is None else f'{analysis:.4f}':>22}{res:>15.2e}"
+            f"{'' if steps is None else steps:>14}{np.max(np.abs(x - x_ref)):>16.2e}"
+        )
     print("\nratios (ngspice wall / aeplab):")
     print(f"  ngspice .op   / aeplab newton = {t_op / t_newton:8.2f}")
     print(f"  ngspice .op   / aeplab ode    = {t_op / t_ode:8.2f}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -31,7 +32,7 @@ from .element import ELEMENT_TYPES, Element, Law, Parameter, check_name
 from .errors import CircuitError, CircuitWarning, did_you_mean
 from .library import FreeNode
 
-__all__ = ["Circuit", "Dense", "Input", "InputLayer", "Layer", "Output", "Sparse"]
+__all__ = ["Circuit", "Dense", "ElementGroup", "Input", "InputLayer", "Layer", "Output", "Sparse"]
 
 _VALUE = Parameter("value", "V", "clamped voltage")
 _TARGET = Parameter("target", "V", "target voltage")
@@ -124,7 +125,9 @@ class InputLayer:
         self.nodes = [f"{name}[{i}]" for i in range(self.size)]
         value = _VALUE.check(value, f"input layer {name!r}")
         if value.ndim != 0 and value.shape != (self.size,):
-            raise CircuitError(f"input layer {name!r}: value has shape {value.shape}, expected ({self.size},) or a scalar")
+            raise CircuitError(
+                f"input layer {name!r}: value has shape {value.shape}, expected ({self.size},) or a scalar"
+            )
         self.value = np.broadcast_to(value, (self.size,)).astype(float).copy()
 
     def __eq__(self, other):
@@ -255,7 +258,9 @@ class Sparse(ElementArray):
         where = f"sparse {self.element_type.kind} array {name!r}"
         k = len(self.element_type.terminals)
         if isinstance(nodes, (Layer, InputLayer, str)) or len(nodes) != k:
-            raise CircuitError(f"{where}: give {k} node list(s), one per terminal ({', '.join(self.element_type.terminals)})")
+            raise CircuitError(
+                f"{where}: give {k} node list(s), one per terminal ({', '.join(self.element_type.terminals)})"
+            )
         lists = [_node_list(n, f"{where}, terminal {t}")[0] for n, t in zip(nodes, self.element_type.terminals)]
         m = len(lists[0])
         if any(len(lst) != m for lst in lists):
@@ -271,6 +276,26 @@ class Sparse(ElementArray):
     @property
     def size(self) -> int:
         return len(self.nodes[0])
+
+
+class ElementGroup(NamedTuple):
+    """One element or array of elements, as the simulator sees it.
+
+    ``form`` is ``"scalar"`` (one element: node lists of length 1, float
+    parameters), ``"sparse"`` (one node list per terminal) or ``"dense"``
+    (node lists rows, cols; parameters of shape (rows, cols)).
+    """
+
+    name: str
+    element_type: type[Element]
+    options: dict
+    nodes: tuple
+    params: dict
+    form: str
+
+    @property
+    def law(self) -> Law:
+        return self.element_type.law(**self.options)
 
 
 class Circuit:
@@ -367,8 +392,7 @@ class Circuit:
 
         if not self.free_nodes:
             raise CircuitError(
-                f"circuit {self.name!r} has no free nodes; declare at least one with "
-                "`node NAME` (or a Layer)"
+                f"circuit {self.name!r} has no free nodes; declare at least one with `node NAME` (or a Layer)"
             )
         self.capacitance = np.asarray(capacitance, dtype=float)
         self.input_values = np.asarray(values, dtype=float)
@@ -396,7 +420,9 @@ class Circuit:
                 t = np.full(len(nodes), np.nan) if out.target is None else out.target
                 if np.shape(t) != (len(nodes),):
                     if np.ndim(t) != 0:
-                        raise CircuitError(f"output {out.node!r}: target has shape {np.shape(t)}, expected ({len(nodes)},)")
+                        raise CircuitError(
+                            f"output {out.node!r}: target has shape {np.shape(t)}, expected ({len(nodes)},)"
+                        )
                     t = np.full(len(nodes), float(t))
             else:
                 if out.node not in declared:
@@ -420,23 +446,18 @@ class Circuit:
         for n in nodes:
             if n not in declared:
                 raise CircuitError(
-                    f"{where}: unknown node {n!r}{did_you_mean(n, declared)}; "
-                    f"declare it with `node {n}` or `input {n}`"
+                    f"{where}: unknown node {n!r}{did_you_mean(n, declared)}; declare it with `node {n}` or `input {n}`"
                 )
 
     # -- views ---------------------------------------------------------------
-    def element_groups(self) -> list[tuple[str, type[Element], dict, tuple, dict, str]]:
-        """Every element as ``(name, type, options, terminal node lists, params, form)``.
-
-        ``form`` is ``"scalar"`` (one element; node lists of length 1 and
-        float parameters), ``"sparse"`` or ``"dense"`` (node lists rows, cols).
-        """
+    def element_groups(self) -> list[ElementGroup]:
+        """Every element (or array of elements) as an :class:`ElementGroup`."""
         groups = []
         for e in self.elements:
-            groups.append((e.name, type(e), e.opts, tuple([n] for n in e.nodes), e.params, "scalar"))
+            groups.append(ElementGroup(e.name, type(e), e.opts, tuple([n] for n in e.nodes), e.params, "scalar"))
         for a in self.arrays:
             form = "dense" if isinstance(a, Dense) else "sparse"
-            groups.append((a.name, a.element_type, a.opts, a.terminal_nodes, a.params, form))
+            groups.append(ElementGroup(a.name, a.element_type, a.opts, a.terminal_nodes, a.params, form))
         return groups
 
     def get(self, name: str):
@@ -450,7 +471,7 @@ class Circuit:
     @cached_property
     def reciprocal(self) -> dict[str, bool]:
         """Element (or array) name → whether its law is reciprocal (symbolic)."""
-        return {name: et.law(**opts).reciprocal for name, et, opts, *_ in self.element_groups()}
+        return {g.name: g.law.reciprocal for g in self.element_groups()}
 
     @property
     def nonreciprocal_elements(self) -> list[str]:
@@ -480,8 +501,8 @@ class Circuit:
         rows, cols = [], []
         grounded = np.zeros(n, dtype=bool)
         edges_r, edges_c = [], []
-        for name, et, opts, nodes, params, form in self.element_groups():
-            law = et.law(**opts)
+        for group in self.element_groups():
+            et, nodes, params, form, law = group.element_type, group.nodes, group.params, group.form, group.law
             k = len(et.terminals)
             if form == "dense":
                 r, c = np.indices((len(nodes[0]), len(nodes[1]))).reshape(2, -1)
@@ -532,7 +553,9 @@ class Circuit:
         graph = coo_matrix((np.ones(len(er)), (er, ec)), shape=(n, n))
         _, labels = connected_components(graph, directed=False)
         floating = [
-            self.free_nodes[i] for lab in np.unique(labels) if not grounded[labels == lab].any()
+            self.free_nodes[i]
+            for lab in np.unique(labels)
+            if not grounded[labels == lab].any()
             for i in np.flatnonzero(labels == lab)
         ]
         if floating:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -124,7 +124,11 @@ class Parameter:
         ):
             if not np.all(ok):
                 bad = np.flatnonzero(~np.broadcast_to(ok, arr.shape))[0] if arr.ndim else None
-                got = repr(float(arr)) if bad is None else f"{float(arr.flat[bad])!r} at index {tuple(int(i) for i in np.unravel_index(bad, arr.shape))}"
+                got = (
+                    repr(float(arr))
+                    if bad is None
+                    else f"{float(arr.flat[bad])!r} at index {tuple(int(i) for i in np.unravel_index(bad, arr.shape))}"
+                )
                 raise CircuitError(f"{where}: {self.name} must be {need}, got {got}")
         return arr
 
@@ -154,8 +158,7 @@ class Option:
         valid = self.choices()
         if value not in valid:
             raise CircuitError(
-                f"{where}: unknown {self.name} {value!r}{did_you_mean(value, valid)}; "
-                f"valid: {', '.join(valid)}"
+                f"{where}: unknown {self.name} {value!r}{did_you_mean(value, valid)}; valid: {', '.join(valid)}"
             )
         return value
 
@@ -196,9 +199,7 @@ class Element:
         if "kind" not in cls.__dict__:
             return  # abstract intermediate class
         for attr in ("currents", "energy"):
-            if isinstance(cls.__dict__.get(attr), Callable) and not isinstance(
-                cls.__dict__[attr], staticmethod
-            ):
+            if isinstance(cls.__dict__.get(attr), Callable) and not isinstance(cls.__dict__[attr], staticmethod):
                 setattr(cls, attr, staticmethod(cls.__dict__[attr]))
         if (cls.currents is None) == (cls.energy is None):
             raise TypeError(f"element type {cls.__name__} must define exactly one of currents/energy")
@@ -216,8 +217,7 @@ class Element:
         check_name(name, where)
         if len(nodes) != len(self.terminals):
             raise CircuitError(
-                f"{where}: needs {len(self.terminals)} node(s) "
-                f"({', '.join(self.terminals)}), got {len(nodes)}"
+                f"{where}: needs {len(self.terminals)} node(s) ({', '.join(self.terminals)}), got {len(nodes)}"
             )
         for node in nodes:
             check_name(node, f"{where}, node")
@@ -247,9 +247,7 @@ class Element:
                 if arr.ndim == 0 and shape:
                     arr = np.full(shape, float(arr))
                 else:
-                    raise CircuitError(
-                        f"{where}: {p.name} has shape {arr.shape}, expected {shape or 'a scalar'}"
-                    )
+                    raise CircuitError(f"{where}: {p.name} has shape {arr.shape}, expected {shape or 'a scalar'}")
             params[p.name] = arr.copy() if shape else float(arr)
         opts = {o.name: o.check(values.get(o.name, o.default), where) for o in cls.options}
         return params, opts
@@ -331,7 +329,7 @@ class Law:
         return len(self.voltages)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _law(cls: type[Element], options: tuple) -> Law:
     v = {t: sp.Symbol(f"v_{t}", real=True) for t in cls.terminals}
     p = {q.name: sp.Symbol(q.name, real=True) for q in cls.parameters}
@@ -347,9 +345,7 @@ def _law(cls: type[Element], options: tuple) -> Law:
             raise TypeError(f"{cls.kind}: law returns currents for unknown terminals {sorted(unknown)}")
     exprs = [currents.get(t, sp.Integer(0)) for t in cls.terminals]
     allowed = set(v.values()) | set(p.values())
-    implicit = sorted(
-        {s for e in exprs for s in e.free_symbols if isinstance(s, NodeVoltage)}, key=str
-    )
+    implicit = sorted({s for e in exprs for s in e.free_symbols if isinstance(s, NodeVoltage)}, key=str)
     strays = {s for e in exprs for s in e.free_symbols} - allowed - set(implicit)
     if strays:
         raise TypeError(

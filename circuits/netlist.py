@@ -78,8 +78,11 @@ def parse_netlist(text: str, name: str = "circuit", source: str = "<netlist>") -
             both = {kinds[node], how} == {"input", "free node"}
             raise CircuitError(
                 f"{source}:{lines[id(item)]}: node {node!r} is declared "
-                + (f"both as {kinds[node]} (line {declared[node]}) and as {how}" if both
-                   else f"twice (first on line {declared[node]})")
+                + (
+                    f"both as {kinds[node]} (line {declared[node]}) and as {how}"
+                    if both
+                    else f"twice (first on line {declared[node]})"
+                )
             )
         declared[node] = lines[id(item)]
         kinds[node] = "input" if isinstance(item, Input) else "free node"
@@ -131,7 +134,8 @@ def _parse_line(body: str):
         for key in values:
             if key not in allowed:
                 raise CircuitError(
-                    f"{kind} {name!r}: unknown key {key!r}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}"
+                    f"{kind} {name!r}: unknown key {key!r}{did_you_mean(key, allowed)}; "
+                    f"valid keys: {', '.join(allowed)}"
                 )
         numbers = {k: _number(v, kind, name, k) for k, v in values.items()}
         if kind == "node":

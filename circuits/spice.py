@@ -233,10 +233,25 @@ class SpicePrinter(StrPrinter):
 
     printmethod = "_spice"
     _functions = {
-        "exp": "exp", "log": "ln", "sqrt": "sqrt", "Abs": "abs", "sign": "sgn",
-        "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
-        "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
-        "floor": "floor", "ceiling": "ceil",
+        "exp": "exp",
+        "log": "ln",
+        "sqrt": "sqrt",
+        "Abs": "abs",
+        "sign": "sgn",
+        "sin": "sin",
+        "cos": "cos",
+        "tan": "tan",
+        "asin": "asin",
+        "acos": "acos",
+        "atan": "atan",
+        "sinh": "sinh",
+        "cosh": "cosh",
+        "tanh": "tanh",
+        "asinh": "asinh",
+        "acosh": "acosh",
+        "atanh": "atanh",
+        "floor": "floor",
+        "ceiling": "ceil",
     }
 
     def __init__(self, nodes: NodeMap, max_power: int = 16):
@@ -565,8 +580,9 @@ class _LawTemplate:
 
     def __init__(self, law):
         tokens = [f"@t{k}@" for k in range(len(law.voltages))]
-        printer = _TemplatePrinter(NodeMap({t: t for t in tokens}, {t: t for t in tokens}),
-                                   {p: f"@p{j}@" for j, p in enumerate(law.params)})
+        printer = _TemplatePrinter(
+            NodeMap({t: t for t in tokens}, {t: t for t in tokens}), {p: f"@p{j}@" for j, p in enumerate(law.params)}
+        )
         subs = {v: NodeVoltage(t) for v, t in zip(law.voltages, tokens)}
         self.params = [p.name for p in law.params]
         self.terms: list[tuple[str, tuple[int, ...]] | None] = []

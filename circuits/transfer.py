@@ -49,8 +49,7 @@ def register_transfer(name: str, law: Callable[[sp.Symbol], sp.Expr]) -> None:
     extra = expr.free_symbols - {_v}
     if extra:
         raise ValueError(
-            f"transfer function {name!r} depends on {sorted(map(str, extra))}; "
-            "it may depend on its argument only"
+            f"transfer function {name!r} depends on {sorted(map(str, extra))}; it may depend on its argument only"
         )
     TRANSFER_FUNCTIONS[name] = expr
 
@@ -71,7 +70,5 @@ def transfer(name: str) -> Callable[[sp.Expr], sp.Expr]:
     try:
         expr = TRANSFER_FUNCTIONS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown transfer function {name!r}; valid: {', '.join(transfer_names())}"
-        ) from None
+        raise ValueError(f"unknown transfer function {name!r}; valid: {', '.join(transfer_names())}") from None
     return lambda arg: expr.subs(_v, arg)

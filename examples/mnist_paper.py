@@ -47,14 +47,18 @@ def run_one(job: dict) -> dict:
         if done["epochs_done"] >= job["epochs"]:
             return done
     data = load_dataset("mnist", job["data_dir"], train_size=job["train_size"], test_size=job["test_size"])
-    config = TrainConfig(model=job["model"], algorithm=job["algorithm"], seed=job["seed"], epochs=job["epochs"],
-                         hidden=[job["hidden"]])
+    config = TrainConfig(
+        model=job["model"], algorithm=job["algorithm"], seed=job["seed"], epochs=job["epochs"], hidden=[job["hidden"]]
+    )
     trainer = Trainer(config, data, out=out, progress=False)
     if (out / "checkpoint.npz").exists():
         trainer.load(out)
     trainer.fit()
-    print(f"done {job['model']} {job['algorithm']} seed {job['seed']}: "
-          f"{100 * trainer.history[-1]['test_accuracy']:.2f}% after {trainer.epoch} epochs", flush=True)
+    print(
+        f"done {job['model']} {job['algorithm']} seed {job['seed']}: "
+        f"{100 * trainer.history[-1]['test_accuracy']:.2f}% after {trainer.epoch} epochs",
+        flush=True,
+    )
     return trainer.results()
 
 
@@ -80,7 +84,9 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
         secs = [h["seconds"] for r in runs for h in r["history"]]
         label = f"{model} {algorithm.upper()}"
         table[label] = {
-            "model": model, "algorithm": algorithm, "epoch1": _stats(one),
+            "model": model,
+            "algorithm": algorithm,
+            "epoch1": _stats(one),
             f"epoch{epochs}": _stats(long) if long else None,
             "seconds_per_epoch": sum(secs) / len(secs),
         }
@@ -89,12 +95,14 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
         f"| network | algorithm | test acc. after 1 epoch (%) | test acc. after {epochs} epochs (%) | s/epoch |",
         "|---|---|---|---|---|",
     ]
-    for label, row in table.items():
+    for row in table.values():
         e1 = row["epoch1"]
         eL = row[f"epoch{epochs}"]
         long = f"{eL['mean']:.2f} ± {eL['std']:.2f} (n={eL['n']})" if eL else "—"
-        lines.append(f"| {row['model']} | {row['algorithm'].upper()} | {e1['mean']:.2f} ± {e1['std']:.2f} "
-                     f"(n={e1['n']}) | {long} | {row['seconds_per_epoch']:.0f} |")
+        lines.append(
+            f"| {row['model']} | {row['algorithm'].upper()} | {e1['mean']:.2f} ± {e1['std']:.2f} "
+            f"(n={e1['n']}) | {long} | {row['seconds_per_epoch']:.0f} |"
+        )
     markdown = "\n".join(lines) + "\n"
     atomic_write(out / "results.md", markdown)
     atomic_write(out / "results.json", json.dumps({"epochs": epochs, "table": table}, indent=2) + "\n")
@@ -125,12 +133,19 @@ def main(argv=None) -> int:
     jobs = []
     for seed in range(args.seeds):
         for model, algorithm in runs:
-            jobs.append({
-                "model": model, "algorithm": algorithm, "seed": seed, "hidden": args.hidden,
-                "epochs": args.epochs if seed < args.long_seeds else 1,
-                "data_dir": args.data_dir, "train_size": args.train_size, "test_size": args.test_size,
-                "out": str(out / f"{model}-{algorithm}-s{seed}"),
-            })
+            jobs.append(
+                {
+                    "model": model,
+                    "algorithm": algorithm,
+                    "seed": seed,
+                    "hidden": args.hidden,
+                    "epochs": args.epochs if seed < args.long_seeds else 1,
+                    "data_dir": args.data_dir,
+                    "train_size": args.train_size,
+                    "test_size": args.test_size,
+                    "out": str(out / f"{model}-{algorithm}-s{seed}"),
+                }
+            )
     # Long runs first, so that the slowest work starts early.
     jobs.sort(key=lambda j: (-j["epochs"], j["seed"]))
     if args.jobs > 1:

@@ -192,9 +192,13 @@ def reference_gradient(
         info = 0
     else:
         op = scipy.sparse.linalg.LinearOperator(
-            (B * n, B * n), dtype=float, matvec=lambda w: lin0.vjp(w.reshape(B, n).astype(system.dtype)).astype(float).ravel()
+            (B * n, B * n),
+            dtype=float,
+            matvec=lambda w: lin0.vjp(w.reshape(B, n).astype(system.dtype)).astype(float).ravel(),
         )
-        lam, info = scipy.sparse.linalg.gmres(op, rhs.astype(float).ravel(), rtol=1e-12, restart=min(B * n, 200), maxiter=100)
+        lam, info = scipy.sparse.linalg.gmres(
+            op, rhs.astype(float).ravel(), rtol=1e-12, restart=min(B * n, 200), maxiter=100
+        )
         lam = lam.reshape(B, n)
     residual = float(np.max(np.abs(lin0.vjp(lam.astype(system.dtype)) - rhs)))
     # g = λᵀ ∂f/∂θ = −(−λ)ᵀ ∂f/∂θ: the linear-response rule with s = −λ.
@@ -252,7 +256,9 @@ def finite_difference_gradient(
                 if not res.all_converged:
                     p[i] = old
                     system.touch()
-                    raise RuntimeError(f"finite differences: re-settling with {key}{list(i)} moved failed: {res.message}")
+                    raise RuntimeError(
+                        f"finite differences: re-settling with {key}{list(i)} moved failed: {res.message}"
+                    )
                 vals.append(float(np.mean(system.cost_value(res.final, y))))
             p[i] = old
             system.touch()
@@ -261,8 +267,9 @@ def finite_difference_gradient(
     return Estimate("finite_differences", grads, diagnostics={"eps": eps})
 
 
-def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
-       bound=None) -> Estimate:
+def ep(
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+) -> Estimate:
     """Equilibrium Propagation (conservative systems only): the contrastive Hebbian rule.
 
     Raises
@@ -275,7 +282,9 @@ def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     if bad:
         raise NotApplicable(
             "EP needs a conservative system (f = −∇E), but these elements are non-reciprocal: "
-            + ", ".join(bad[:10]) + (" …" if len(bad) > 10 else "") + "; use AEP or Dyadic EP"
+            + ", ".join(bad[:10])
+            + (" …" if len(bad) > 10 else "")
+            + "; use AEP or Dyadic EP"
         )
     try:
         system.require_energy()
@@ -293,8 +302,9 @@ def ep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     return Estimate("ep", grads, beta, nudging, diag)
 
 
-def vf(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
-       bound=None) -> Estimate:
+def vf(
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+) -> Estimate:
     """Vector-field EP: EP's nudged phase, update ``−sᵀ ∂f/∂θ(x₀)``; biased when ``A ≠ 0``."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
@@ -308,8 +318,9 @@ def vf(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=No
     return Estimate("vf", grads, beta, nudging, diag)
 
 
-def aep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None,
-        bound=None) -> Estimate:
+def aep(
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+) -> Estimate:
     """Asymmetric EP: the learning phase adds ``−2A₀(x − x₀)``; exact as β → 0."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
@@ -323,8 +334,9 @@ def aep(system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=N
     return Estimate("aep", grads, beta, nudging, diag)
 
 
-def dyadic(system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None,
-           bound=None) -> Estimate:
+def dyadic(
+    system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None, bound=None
+) -> Estimate:
     """Dyadic EP: settle the doubled state ``(m, d)``; ``g = −(d*/β)ᵀ ∂f/∂θ(m*)``, exact for every β.
 
     ``nudging`` is accepted for a uniform interface; the estimate is linear
@@ -337,8 +349,11 @@ def dyadic(system, inputs=None, target=None, beta=1e-3, nudging="one-sided", fre
     z0 = np.concatenate([x0, np.zeros_like(x0)], axis=1)
     res = settle(phase, z0, **options)
     m, d = phase.split(res.final)
-    diag = {"dyadic": _phase_summary(res), "dyad_difference": float(np.max(np.abs(d))),
-            "midpoint_drift": float(np.max(np.abs(m - x0)))}
+    diag = {
+        "dyadic": _phase_summary(res),
+        "dyad_difference": float(np.max(np.abs(d))),
+        "midpoint_drift": float(np.max(np.abs(m - x0))),
+    }
     grads = linear_response_update(bound.linearize(m), d / beta)
     return Estimate("dyadic", grads, beta, "one-sided", diag)
 

@@ -55,6 +55,7 @@ def _load(path: str):
 
 # -- derive ------------------------------------------------------------------------
 
+
 def cmd_derive(args) -> int:
     from simulator import derive
 
@@ -86,11 +87,15 @@ def cmd_derive(args) -> int:
             print("  [" + ", ".join(str(a) for a in row) + "]")
         print("Conservative (A ≡ 0): " + ("yes" if circuit.is_conservative else "no"))
     if not args.numeric:
-        print("\nParameter values: " + ", ".join(f"{k} = {v:g}" for k, v in eq.values.items() if not str(k).startswith("v_")))
+        print(
+            "\nParameter values: "
+            + ", ".join(f"{k} = {v:g}" for k, v in eq.values.items() if not str(k).startswith("v_"))
+        )
     return 0
 
 
 # -- settle ------------------------------------------------------------------------
+
 
 def cmd_settle(args) -> int:
     from simulator import compile_circuit, settle
@@ -148,7 +153,14 @@ ALGORITHM_NAMES = ("ep", "vf", "aep", "dyadic")
 
 
 def _gradcheck(system, algorithms, beta, nudging):
-    from learning.algorithms import NotApplicable, compare, estimate, finite_difference_gradient, free_phase, reference_gradient
+    from learning.algorithms import (
+        NotApplicable,
+        compare,
+        estimate,
+        finite_difference_gradient,
+        free_phase,
+        reference_gradient,
+    )
 
     free = free_phase(system)
     ref = reference_gradient(system, free=free)
@@ -190,8 +202,13 @@ def cmd_gradcheck(args) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"Gradient check: {circuit.name} ({system.n} free nodes, {len(ref.grads)} trainable parameters), β = {args.beta:g}")
-    print(f"reference (implicit differentiation) vs central finite differences: rel. error {ref_vs_fd['rel_error']:.2e}")
+    print(
+        f"Gradient check: {circuit.name} ({system.n} free nodes, {len(ref.grads)} trainable parameters), "
+        f"β = {args.beta:g}"
+    )
+    print(
+        f"reference (implicit differentiation) vs central finite differences: rel. error {ref_vs_fd['rel_error']:.2e}"
+    )
     print(f"\n{'algorithm':<10}{'nudging':<12}{'rel. error':>12}{'cosine':>12}")
     for name, r in results.items():
         if not r["applicable"]:
@@ -205,13 +222,20 @@ def cmd_gradcheck(args) -> int:
 
 # -- locality ----------------------------------------------------------------------
 
+
 def cmd_locality(args) -> int:
     from learning.locality import check_locality
 
     circuit = _load(args.netlist)
     reports = check_locality(circuit)
     if args.json:
-        print_json({"circuit": circuit.name, "all_local": all(r.local for r in reports), "elements": [r.to_dict() for r in reports]})
+        print_json(
+            {
+                "circuit": circuit.name,
+                "all_local": all(r.local for r in reports),
+                "elements": [r.to_dict() for r in reports],
+            }
+        )
         return 0 if all(r.local for r in reports) else 1
     print(f"Locality of the learning rules in {circuit.name} (x0: free state, s: response (x_β − x0)/β, dx: x − x0)")
     for r in reports:
@@ -226,10 +250,66 @@ def cmd_locality(args) -> int:
     return 0 if not bad else 1
 
 
+# -- train -------------------------------------------------------------------------
+
+
+def cmd_train(args) -> int:
+    from learning.datasets import load_dataset
+    from learning.train import TrainConfig, Trainer
+
+    if args.dataset == "mnist" and args.data_dir is None:
+        raise ValueError("--dataset mnist needs --data-dir (a folder with the four MNIST IDX files, plain or .gz)")
+    data = load_dataset(
+        args.dataset, args.data_dir, train_size=args.train_size, test_size=args.test_size, seed=args.seed
+    )
+    overrides = {k: getattr(args, k) for k in ("act", "cost", "dt", "free_steps", "nudge_steps") if getattr(args, k)}
+    if args.lr is not None:
+        overrides["lr"] = {"default": args.lr}
+    config = TrainConfig(
+        model=args.model,
+        hidden=args.hidden,
+        algorithm=args.algorithm,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        beta=args.beta,
+        nudging=args.nudging,
+        momentum=args.momentum,
+        dtype=args.dtype,
+        **overrides,
+    )
+    trainer = Trainer(config, data, out=args.out, progress=not (args.quiet or args.json))
+    if args.resume:
+        trainer.load(args.resume)
+    trainer.fit()
+    results = trainer.results()
+    if args.json:
+        print_json(results)
+    else:
+        last = trainer.history[-1]
+        print(
+            f"{data.name}: {config.model_name} {config.algorithm.upper()}, {trainer.epoch} epochs — "
+            f"test accuracy {100 * last['test_accuracy']:.2f}%"
+        )
+        if args.out:
+            print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'checkpoint.npz'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from learning.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, progress=not args.quiet)
+    return 0
+
+
 # -- main --------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aeplab", description="Analog circuits that learn: equations, settling, exact local learning.")
+    parser = argparse.ArgumentParser(
+        prog="aeplab", description="Analog circuits that learn: equations, settling, exact local learning."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("derive", help="print the equations of motion derived from a netlist")
@@ -264,12 +344,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_locality)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    p = sub.add_parser("train", help="train a network on MNIST or the embedded digits with a local rule")
+    p.add_argument("--dataset", choices=("mnist", "embedded"), default="embedded")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (plain or .gz)")
+    p.add_argument("--model", choices=("layered", "feedforward", "rate"), default="layered")
+    p.add_argument("--hidden", type=int, nargs="+", default=[500], help="hidden layer sizes")
+    p.add_argument("--algorithm", choices=ALGORITHM_NAMES, default="aep")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-size", type=int, default=None, help="use a class-balanced subset")
+    p.add_argument("--test-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beta", type=float, default=0.1, help="nudging strength β (default 0.1)")
+    p.add_argument("--nudging", choices=("symmetric", "one-sided"), default="symmetric")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default per model)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--act", default=None, help="transfer function (default per model)")
+    p.add_argument("--cost", choices=("squared_error", "cross_entropy"), default=None)
+    p.add_argument("--dt", type=float, default=None, help="Euler step of the relaxation in s")
+    p.add_argument("--free-steps", type=int, default=None)
+    p.add_argument("--nudge-steps", type=int, default=None)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--out", default=None, help="folder for results.json and checkpoint.npz")
+    p.add_argument("--resume", default=None, help="checkpoint (or run folder) to continue from")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="the main job: equations, settling, gradient check, training (about a minute)")
+    p.add_argument("--out", default="aeplab-demo", help="output folder (default ./aeplab-demo)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    from learning.cli_spice import register
+
+    register(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,9 @@ def linear_response_update(lin0: Linearization, s: np.ndarray) -> dict[str, np.n
     return grads
 
 
-def contrastive_update(bound: Bound, x_a: np.ndarray, x_b: np.ndarray, beta_a: float, beta_b: float) -> dict[str, np.ndarray]:
+def contrastive_update(
+    bound: Bound, x_a: np.ndarray, x_b: np.ndarray, beta_a: float, beta_b: float
+) -> dict[str, np.ndarray]:
     """EP's rule ``g_θ = (1/B) [∂E/∂θ(x_a) − ∂E/∂θ(x_b)] / (β_a − β_b)``, group by group.
 
     Parameters

@@ -91,10 +91,7 @@ def _report(name, et, opts, ends: list[str], form: str) -> LocalityReport:
 def check_locality(circuit: Circuit) -> list[LocalityReport]:
     """One :class:`LocalityReport` per element (arrays: one per array, by terminal role)."""
     reports = []
-    for name, et, opts, nodes, params, form in circuit.element_groups():
-        if form == "scalar":
-            ends = [lst[0] for lst in nodes]
-        else:
-            ends = [f"{t}" for t in et.terminals]
-        reports.append(_report(name, et, opts, ends, form))
+    for g in circuit.element_groups():
+        ends = [lst[0] for lst in g.nodes] if g.form == "scalar" else list(g.element_type.terminals)
+        reports.append(_report(g.name, g.element_type, g.options, ends, g.form))
     return reports

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from circuits import Bias, Circuit, Coupling, Dense, HalfCoupling, InputLayer, Layer, Output, Sparse, VCCS
+from circuits import VCCS, Bias, Circuit, Coupling, Dense, HalfCoupling, InputLayer, Layer, Output, Sparse
 
 __all__ = ["MODELS", "build_model", "feedforward", "layered", "rate"]
 

@@ -60,7 +60,9 @@ def beta_sweep(
             continue
         errors = np.asarray(errors)
         small = (betas <= 0.1) & (errors > 1e-14)
-        slope = float(np.polyfit(np.log(betas[small]), np.log(errors[small]), 1)[0]) if small.sum() >= 2 else float("nan")
+        slope = (
+            float(np.polyfit(np.log(betas[small]), np.log(errors[small]), 1)[0]) if small.sum() >= 2 else float("nan")
+        )
         label = name if name == "dyadic" or (name != "aep" and nud == nudging) else f"{name} ({nud})"
         out[label] = {"beta": betas.tolist(), "rel_error": errors.tolist(), "slope": slope, "nudging": nud}
     return out
@@ -84,7 +86,9 @@ def plot_beta_sweep(sweep: dict, path=None, title: str | None = None) -> Figure:
     return fig
 
 
-def plot_history(histories: dict[str, list[dict]], key: str = "test_accuracy", path=None, title: str | None = None) -> Figure:
+def plot_history(
+    histories: dict[str, list[dict]], key: str = "test_accuracy", path=None, title: str | None = None
+) -> Figure:
     """Accuracy (or any metric ``key``) vs epoch, one line per run label.
 
     ``histories`` maps a label to a list of per-epoch dicts (as written by the

@@ -84,9 +84,7 @@ def _targets(circuit: Circuit, target) -> np.ndarray:
     return y
 
 
-def nudging_sources(
-    circuit: Circuit, beta: float, target=None, cost: str = "squared_error"
-) -> list[ExtraSource]:
+def nudging_sources(circuit: Circuit, beta: float, target=None, cost: str = "squared_error") -> list[ExtraSource]:
     """The nudging currents ``−β ∂ℓ/∂x_o`` into the output nodes.
 
     Parameters
@@ -117,8 +115,14 @@ def nudging_sources(
     denom = sp.Add(*[sp.exp(vk) for vk in v])
     for o, vo, yo in zip(circuit.outputs, v, y):
         grad = sp.exp(vo) / denom * total - sp.Float(yo)
-        out.append(ExtraSource(f"nudge_{o}", o, -sp.Float(beta) * grad,
-                               f"nudging into {o}: -beta*(softmax(V)_o*sum(y) - y_o), beta = {beta!r}, y_o = {yo!r}"))
+        out.append(
+            ExtraSource(
+                f"nudge_{o}",
+                o,
+                -sp.Float(beta) * grad,
+                f"nudging into {o}: -beta*(softmax(V)_o*sum(y) - y_o), beta = {beta!r}, y_o = {yo!r}",
+            )
+        )
     return out
 
 
@@ -169,9 +173,15 @@ def aep_sources(circuit: Circuit, x0, inputs=None, tol: float = 0.0) -> list[Ext
                     terms.append(b)
             if terms:
                 expr = sp.Add(*parts, evaluate=False) if len(parts) > 1 else parts[0]
-                out.append(ExtraSource(f"aep_{label}_{a}", a, expr,
-                                       f"AEP correction of {label} ({et.kind}) into {a}: -(J_e - J_e^T)(x - x0), "
-                                       f"J_e at x0, reads {', '.join(terms)}"))
+                out.append(
+                    ExtraSource(
+                        f"aep_{label}_{a}",
+                        a,
+                        expr,
+                        f"AEP correction of {label} ({et.kind}) into {a}: -(J_e - J_e^T)(x - x0), "
+                        f"J_e at x0, reads {', '.join(terms)}",
+                    )
+                )
     return out
 
 
@@ -293,8 +303,14 @@ def phase_deck(
     deck = to_spice(
         circuit, op=op, tran=transient, inputs=inputs, sources=sources, options=options, title=title, nodeset=x0
     )
-    deck.meta.update({"phase": phase, "beta": beta if phase != "free" else None, "cost": cost,
-                      "x0": None if x0 is None else np.asarray(x0, dtype=float)})
+    deck.meta.update(
+        {
+            "phase": phase,
+            "beta": beta if phase != "free" else None,
+            "cost": cost,
+            "x0": None if x0 is None else np.asarray(x0, dtype=float),
+        }
+    )
     return deck
 
 

@@ -45,12 +45,30 @@ __all__ = ["MODEL_DEFAULTS", "TrainConfig", "Trainer", "train"]
 # feedforward and rate — tanh, softmax cross-entropy on the output voltages;
 #   with C = g = 1 an Euler step of 1 s solves each layer's leak exactly.
 MODEL_DEFAULTS = {
-    "layered": {"act": "isru", "cost": "squared_error", "lr": lambda: {"default": 0.05}, "dt": 0.5,
-                "free_steps": 60, "nudge_steps": 30},
-    "feedforward": {"act": "tanh", "cost": "cross_entropy", "lr": lambda: {"default": 0.1}, "dt": 1.0,
-                    "free_steps": 10, "nudge_steps": 10},
-    "rate": {"act": "tanh", "cost": "cross_entropy", "lr": lambda: {"default": 0.05}, "dt": 0.5,
-             "free_steps": 60, "nudge_steps": 30},
+    "layered": {
+        "act": "isru",
+        "cost": "squared_error",
+        "lr": lambda: {"default": 0.05},
+        "dt": 0.5,
+        "free_steps": 60,
+        "nudge_steps": 30,
+    },
+    "feedforward": {
+        "act": "tanh",
+        "cost": "cross_entropy",
+        "lr": lambda: {"default": 0.1},
+        "dt": 1.0,
+        "free_steps": 10,
+        "nudge_steps": 10,
+    },
+    "rate": {
+        "act": "tanh",
+        "cost": "cross_entropy",
+        "lr": lambda: {"default": 0.05},
+        "dt": 0.5,
+        "free_steps": 60,
+        "nudge_steps": 30,
+    },
 }
 
 
@@ -200,7 +218,13 @@ class Trainer:
         free = settle(bound, None, **self.free_options)
         x0 = free.final
         est = ALGORITHMS[cfg.algorithm](
-            system, target=y, beta=cfg.beta, nudging=cfg.nudging, free=x0, settle_options=self.nudge_options, bound=bound
+            system,
+            target=y,
+            beta=cfg.beta,
+            nudging=cfg.nudging,
+            free=x0,
+            settle_options=self.nudge_options,
+            bound=bound,
         )
         finite = all(np.all(np.isfinite(g)) for g in est.grads.values())
         if finite:
@@ -306,7 +330,9 @@ class Trainer:
         atomic_write(self.out / "results.json", json.dumps(self.results(), indent=2) + "\n")
         arrays = {f"param/{k}": v for k, v in self.system.params.items()}
         arrays.update({f"velocity/{k}": v for k, v in self.optimizer.state_dict().items()})
-        arrays["meta"] = np.array(json.dumps({"epoch": self.epoch, "history": self.history, "config": self.config.to_dict()}))
+        arrays["meta"] = np.array(
+            json.dumps({"epoch": self.epoch, "history": self.history, "config": self.config.to_dict()})
+        )
         with atomic_open(self.out / "checkpoint.npz", "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -324,8 +350,8 @@ class Trainer:
             diff = [k for k in mine if k != "epochs" and saved.get(k) != mine[k]]
             if diff:
                 raise ValueError(f"checkpoint {str(path)!r} was made with a different configuration: {diff}")
-            params = {k[len("param/"):]: ck[k] for k in ck.files if k.startswith("param/")}
-            velocity = {k[len("velocity/"):]: ck[k] for k in ck.files if k.startswith("velocity/")}
+            params = {k[len("param/") :]: ck[k] for k in ck.files if k.startswith("param/")}
+            velocity = {k[len("velocity/") :]: ck[k] for k in ck.files if k.startswith("velocity/")}
         self.system.set_params(params)
         self.optimizer.load_state_dict(velocity)
         self.epoch = int(meta["epoch"])
@@ -333,7 +359,10 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig, data: Dataset, out: str | Path | None = None, resume: str | Path | None = None,
+    config: TrainConfig,
+    data: Dataset,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
     progress: bool = True,
 ) -> Trainer:
     """Train ``config`` on ``data`` (resuming from a checkpoint if given); returns the trainer."""

@@ -9,6 +9,20 @@ from .equations import Equations, derive
 from .settle import METHODS, SettleResult, Trajectory, settle, time_scale
 
 __all__ = [
-    "Bound", "COSTS", "CompiledSystem", "Cost", "CrossEntropy", "Equations", "Linearization", "METHODS",
-    "SettleResult", "SquaredError", "Trajectory", "compile_circuit", "derive", "get_cost", "settle", "time_scale",
+    "Bound",
+    "COSTS",
+    "CompiledSystem",
+    "Cost",
+    "CrossEntropy",
+    "Equations",
+    "Linearization",
+    "METHODS",
+    "SettleResult",
+    "SquaredError",
+    "Trajectory",
+    "compile_circuit",
+    "derive",
+    "get_cost",
+    "settle",
+    "time_scale",
 ]

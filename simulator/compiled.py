@@ -24,8 +24,6 @@ until the parameters change; bind again after an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from circuits import Circuit
@@ -353,7 +351,10 @@ class CompiledSystem:
         return h
 
     def __repr__(self):
-        return f"<CompiledSystem {self.circuit.name!r}: n={self.n}, inputs={self.n_inputs}, groups={len(self.groups)}, {self.dtype}>"
+        return (
+            f"<CompiledSystem {self.circuit.name!r}: n={self.n}, inputs={self.n_inputs}, "
+            f"groups={len(self.groups)}, {self.dtype}>"
+        )
 
 
 def compile_circuit(circuit: Circuit, dtype=np.float64, cost: str | Cost = "squared_error") -> CompiledSystem:
@@ -378,9 +379,16 @@ def _build_groups(circuit: Circuit, layout, functions: Functions, dtype) -> list
         law = et.law(**opts)
         if form == "scalar":
             # Scalar elements of one law are compiled together as an edge list.
-            entry = merged.setdefault((et, tuple(sorted(opts.items()))), {
-                "law": law, "names": [], "nodes": [[] for _ in nodes], "params": {p: [] for p in params}, "keys": {},
-            })
+            entry = merged.setdefault(
+                (et, tuple(sorted(opts.items()))),
+                {
+                    "law": law,
+                    "names": [],
+                    "nodes": [[] for _ in nodes],
+                    "params": {p: [] for p in params},
+                    "keys": {},
+                },
+            )
             i = len(entry["names"])
             entry["names"].append(name)
             for t, lst in enumerate(nodes):
@@ -398,13 +406,26 @@ def _build_groups(circuit: Circuit, layout, functions: Functions, dtype) -> list
             # Not separable: broadcast over every (row, col) pair as an edge list.
             r, c = np.indices((len(nodes[0]), len(nodes[1]))).reshape(2, -1)
             nodes = [list(np.asarray(nodes[0])[r]), list(np.asarray(nodes[1])[c])]
-        groups.append(_edge_or_node(name, law, [name], nodes, {p: np.reshape(v, -1) for p, v in params.items()},
-                                    keys, layout, functions, dtype))
+        groups.append(
+            _edge_or_node(
+                name,
+                law,
+                [name],
+                nodes,
+                {p: np.reshape(v, -1) for p, v in params.items()},
+                keys,
+                layout,
+                functions,
+                dtype,
+            )
+        )
     for entry in merged.values():
         arrays = {p: np.asarray(v, dtype=float) for p, v in entry["params"].items()}
         names = entry["names"]
         name = names[0] if len(names) == 1 else f"{entry['law'].element_type.kind}[{len(names)}]"
-        groups.append(_edge_or_node(name, entry["law"], names, entry["nodes"], arrays, entry["keys"], layout, functions, dtype))
+        groups.append(
+            _edge_or_node(name, entry["law"], names, entry["nodes"], arrays, entry["keys"], layout, functions, dtype)
+        )
     return groups
 
 

@@ -87,7 +87,7 @@ class Equations:
 
     def _collect_values(self) -> None:
         """Numeric values of every parameter symbol (arrays only when expandable)."""
-        for name, et, opts, nodes, params, form in self.circuit.element_groups():
+        for name, et, _, nodes, params, form in self.circuit.element_groups():
             for p, value in params.items():
                 if p == "C":
                     continue
@@ -194,10 +194,10 @@ class Equations:
 
     def nonreciprocal_part(self, name: str) -> tuple[list[str], sp.Matrix]:
         """Terminal nodes and ``(J_e − J_eᵀ)/2`` of one element (law symbols for arrays)."""
-        for gname, et, opts, nodes, params, form in self.circuit.element_groups():
-            if gname != name:
+        for group in self.circuit.element_groups():
+            if group.name != name:
                 continue
-            law = et.law(**opts)
+            law, nodes, form = group.law, group.nodes, group.form
             if form != "scalar":
                 return [str(v) for v in law.voltages], law.nonreciprocal_part
             ends = [lst[0] for lst in nodes] + list(law.implicit_nodes)
@@ -259,7 +259,10 @@ class Equations:
             d["nonreciprocal_parts"] = {}
             for name in self.nonreciprocal_elements:
                 ends, A = self.nonreciprocal_part(name)
-                d["nonreciprocal_parts"][name] = {"terminals": ends, "matrix": [[_text(a) for a in row] for row in A.tolist()]}
+                d["nonreciprocal_parts"][name] = {
+                    "terminals": ends,
+                    "matrix": [[_text(a) for a in row] for row in A.tolist()],
+                }
             d["A"] = [[_text(a) for a in row] for row in self.A.tolist()]
         return d
 
@@ -276,6 +279,7 @@ def _text(expr) -> str:
 # -- vector equations ----------------------------------------------------------
 # Layer vectors multiply elementwise ("*" in text, juxtaposition in LaTeX);
 # "·" is a matrix-vector product with a dense block's parameter matrix.
+
 
 def _vector_lines(eq: Equations, style: str, numeric: bool):
     circuit = eq.circuit
@@ -302,8 +306,8 @@ def _vector_lines(eq: Equations, style: str, numeric: bool):
     def vec(lab) -> sp.Symbol:
         return sp.Symbol(f"v_{lab}", real=True)
 
-    for name, et, opts, nodes, params, form in circuit.element_groups():
-        law = et.law(**opts)
+    for group in circuit.element_groups():
+        name, et, nodes, form, law = group.name, group.element_type, group.nodes, group.form, group.law
         if form == "dense":
             labels = [label(nodes[0]), label(nodes[1])]
             for out_t, in_t in ((0, 1), (1, 0)):
@@ -322,7 +326,11 @@ def _vector_lines(eq: Equations, style: str, numeric: bool):
                     gain = t.gain.xreplace({law.voltages[out_t]: vec(out_lab)})
                     one = r"\mathbf{1}" if latex else "1"
                     prod = f"{matrix}" + (r"\," if latex else "·") + (one if drive == 1 else _paren(fmt(drive), drive))
-                    targets[out_lab].append(prod if gain == 1 else f"{_paren(fmt(gain), gain)}" + (r"\odot " if latex else " * ") + f"({prod})")
+                    targets[out_lab].append(
+                        prod
+                        if gain == 1
+                        else f"{_paren(fmt(gain), gain)}" + (r"\odot " if latex else " * ") + f"({prod})"
+                    )
             continue
         ends = [list(lst) for lst in nodes] + [[n] * len(nodes[0]) for n in law.implicit_nodes]
         labels = [label(lst) for lst in ends]
@@ -346,7 +354,10 @@ def _vector_lines(eq: Equations, style: str, numeric: bool):
                 targets[labels[t]].append(fmt(law.currents[t].xreplace(subs)))
             else:
                 for lab in sorted({layer_of.get(n, n) for n in term_nodes} & set(targets)):
-                    targets[lab].append(f"{name}[{law.element_type.kind} edges into {law.element_type.terminals[min(t, len(nodes) - 1)]}]")
+                    targets[lab].append(
+                        f"{name}[{law.element_type.kind} edges into "
+                        f"{law.element_type.terminals[min(t, len(nodes) - 1)]}]"
+                    )
     out = []
     for lab, parts in targets.items():
         rhs = " + ".join(parts).replace("+ -", "- ") if parts else "0"

@@ -24,6 +24,7 @@ A group reads and writes only its own terminals.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -258,6 +259,7 @@ class Group:
 
 # -- edge groups ---------------------------------------------------------------------
 
+
 class EdgeGroup(Group):
     """Elements of one law given as an edge list: gather, evaluate, scatter."""
 
@@ -354,12 +356,15 @@ class _LinearEdge:
 
 # -- node groups ----------------------------------------------------------------------
 
+
 class NodeGroup(Group):
     """One-terminal laws ``Σ_k θ_k g_k(v)``, evaluated elementwise."""
 
     form = "node"
 
-    def __init__(self, name, law, element_names, terminal: Terminal, arrays, param_keys, terms, energy_terms, functions, dtype):
+    def __init__(
+        self, name, law, element_names, terminal: Terminal, arrays, param_keys, terms, energy_terms, functions, dtype
+    ):
         self._init(name, law, element_names, arrays, param_keys, dtype)
         self.terminal = terminal
         (v,) = law.voltages
@@ -434,6 +439,7 @@ class _LinearNode:
 
 # -- dense groups ---------------------------------------------------------------------
 
+
 class DenseTerm:
     """``θ · drive(v_in) · gain(v_out)`` flowing into side ``out`` of a dense block."""
 
@@ -464,7 +470,20 @@ class DenseGroup(Group):
 
     form = "dense"
 
-    def __init__(self, name, law: Law, rows: Terminal, cols: Terminal, arrays, param_keys, row_terms, col_terms, energy_terms, functions, dtype):
+    def __init__(
+        self,
+        name,
+        law: Law,
+        rows: Terminal,
+        cols: Terminal,
+        arrays,
+        param_keys,
+        row_terms,
+        col_terms,
+        energy_terms,
+        functions,
+        dtype,
+    ):
         self._init(name, law, [name], arrays, param_keys, dtype)
         self.side = {"rows": rows, "cols": cols}
         v_r, v_c = law.voltages
@@ -472,10 +491,13 @@ class DenseGroup(Group):
 
         def make(out, t, energy=False):
             into = "cols" if out == "rows" else "rows"
-            return DenseTerm(out, t.param,
-                             functions.add(self.side[into], t.drive, sym[into], energy),
-                             functions.add(self.side[out], t.gain, sym[out], energy),
-                             self.arrays[t.param].shape)
+            return DenseTerm(
+                out,
+                t.param,
+                functions.add(self.side[into], t.drive, sym[into], energy),
+                functions.add(self.side[out], t.gain, sym[out], energy),
+                self.arrays[t.param].shape,
+            )
 
         # Currents into clamped nodes go nowhere: drop those terms.
         self.terms = [make("rows", t) for t in row_terms if rows.any_free]
@@ -533,6 +555,18 @@ class _BoundDense:
         return grads
 
 
+class _DenseItem(NamedTuple):
+    """One term of a dense block evaluated at a state."""
+
+    term: DenseTerm
+    P: np.ndarray
+    drive: np.ndarray | float
+    ddrive: np.ndarray | float
+    gain: np.ndarray | float
+    dgain: np.ndarray | float
+    prod: np.ndarray
+
+
 class _LinearDense:
     def __init__(self, bound: _BoundDense, ctx: Eval):
         g = bound.g
@@ -540,28 +574,31 @@ class _LinearDense:
         self.items = []
         for term in g.terms:
             out, into = g.side[term.out], g.side[term.into]
-            self.items.append((
-                term,
-                g.arrays[term.param],
-                ctx.value(term.drive, into),
-                ctx.derivative(term.drive, into) if into.any_free else 0.0,
-                ctx.value(term.gain, out),
-                ctx.derivative(term.gain, out),
-                bound.product(term, ctx),
-            ))
+            self.items.append(
+                _DenseItem(
+                    term,
+                    g.arrays[term.param],
+                    ctx.value(term.drive, into),
+                    ctx.derivative(term.drive, into) if into.any_free else 0.0,
+                    ctx.value(term.gain, out),
+                    ctx.derivative(term.gain, out),
+                    bound.product(term, ctx),
+                )
+            )
 
     def _cross(self, v, out, transpose: bool, sign: float = 1.0) -> None:
         """The off-diagonal part of ``J v`` (or ``Jᵀ v``): through the matrices."""
         side = self.g.side
         vec = {s: t.tangent(v) for s, t in side.items() if t.any_free}
         acc = {}
-        for term, P, drive, ddrive, gain, dgain, prod in self.items:
-            if _is_zero(ddrive) or term.into not in vec:
+        for it in self.items:
+            term = it.term
+            if _is_zero(it.ddrive) or term.into not in vec:
                 continue
             if transpose:
-                dst, c = term.into, ddrive * term.mm_back(gain * vec[term.out], P)
+                dst, c = term.into, it.ddrive * term.mm_back(it.gain * vec[term.out], it.P)
             else:
-                dst, c = term.out, gain * term.mm(ddrive * vec[term.into], P)
+                dst, c = term.out, it.gain * term.mm(it.ddrive * vec[term.into], it.P)
             acc[dst] = acc[dst] + c if dst in acc else c
         for s, c in acc.items():
             side[s].add(out, sign * c)
@@ -570,11 +607,11 @@ class _LinearDense:
         """The diagonal part of ``J`` (from each gain's derivative), symmetric."""
         side = self.g.side
         acc = {}
-        for term, P, drive, ddrive, gain, dgain, prod in self.items:
-            if _is_zero(dgain):
+        for it in self.items:
+            if _is_zero(it.dgain):
                 continue
-            c = dgain * prod
-            acc[term.out] = acc[term.out] + c if term.out in acc else c
+            c = it.dgain * it.prod
+            acc[it.term.out] = acc[it.term.out] + c if it.term.out in acc else c
         for s, d in acc.items():
             side[s].add(out, d * side[s].tangent(v))
 
@@ -593,13 +630,14 @@ class _LinearDense:
     def param_vjp(self, w) -> dict[str, np.ndarray]:
         side = self.g.side
         grads = {p: np.zeros_like(a) for p, a in self.g.arrays.items()}
-        for term, P, drive, ddrive, gain, dgain, prod in self.items:
-            wo = side[term.out].tangent(w)
-            grads[term.param] += term.outer(gain * wo, drive)
+        for it in self.items:
+            wo = side[it.term.out].tangent(w)
+            grads[it.term.param] += it.term.outer(it.gain * wo, it.drive)
         return grads
 
 
 # -- construction ---------------------------------------------------------------------
+
 
 def node_group(name, law, element_names, nodes, arrays, param_keys, layout, functions, dtype):
     """A :class:`NodeGroup` if the one-terminal law separates, else ``None``."""

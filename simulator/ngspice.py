@@ -277,7 +277,11 @@ def run_ngspice(
         try:
             proc = subprocess.run(
                 [exe, "-b", "-r", str(raw), str(cir)],
-                cwd=folder, capture_output=True, text=True, timeout=timeout, env=env,
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
             )
         except subprocess.TimeoutExpired as err:
             out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
@@ -308,14 +312,13 @@ def _result(deck, plots: list[RawPlot], log: str, wall: float, rc: int) -> Ngspi
         raise NgspiceConvergenceError(
             "ngspice did not converge to an operating point: Newton iteration, gmin stepping and source "
             "stepping failed, and its last resort ('transient op', a short transient) does not give a "
-            f"stationary state. ngspice said:\n{_tail(log)}", log
+            f"stationary state. ngspice said:\n{_tail(log)}",
+            log,
         )
     if missing or (rc != 0 and not plots):
         what = ", ".join(f".{a}" for a in missing) or "the analyses"
         if _CONVERGENCE.search(log):
-            raise NgspiceConvergenceError(
-                f"ngspice did not converge ({what} failed). ngspice said:\n{_tail(log)}", log
-            )
+            raise NgspiceConvergenceError(f"ngspice did not converge ({what} failed). ngspice said:\n{_tail(log)}", log)
         detail = "\n".join(errors) if errors else _tail(log)
         raise NgspiceError(f"ngspice failed (exit status {rc}, {what} produced no results):\n{detail}", log)
 
@@ -358,7 +361,12 @@ def _result(deck, plots: list[RawPlot], log: str, wall: float, rc: int) -> Ngspi
         currents["tran"] = amps
     m = re.search(r"Total analysis time \(seconds\)\s*=\s*([0-9.eE+-]+)", log)
     return NgspiceResult(
-        op=op, time=t, tran=tran, currents=currents, log=log, wall_time=wall,
+        op=op,
+        time=t,
+        tran=tran,
+        currents=currents,
+        log=log,
+        wall_time=wall,
         analysis_time=float(m.group(1)) if m else None,
         nodes=list(deck.free_nodes) if isinstance(deck, Deck) else [],
     )

@@ -414,7 +414,11 @@ def plot_phase_portrait(
         axis.plot(*path_xy[0], "o", color="C0", markersize=7, label="start")
         converged = bool(result.converged[sample])
         axis.plot(
-            *path_xy[-1], "*", markersize=13, color="C3", markerfacecolor="C3" if converged else "none",
+            *path_xy[-1],
+            "*",
+            markersize=13,
+            color="C3",
+            markerfacecolor="C3" if converged else "none",
             label=f"end ({result.reason[sample]})",
         )
     axis.set_xlim(*xlim)

@@ -59,9 +59,7 @@ def _split_product(term: sp.Expr, v_out: sp.Symbol, v_in: sp.Symbol, params: set
     return param, rest, gain * const
 
 
-def separate(
-    expr: sp.Expr, v_out: sp.Symbol, v_in: sp.Symbol, params
-) -> list[SeparableTerm] | None:
+def separate(expr: sp.Expr, v_out: sp.Symbol, v_in: sp.Symbol, params) -> list[SeparableTerm] | None:
     """Decompose the current ``expr`` flowing into the ``v_out`` terminal.
 
     Parameters

@@ -351,8 +351,17 @@ def _finish(method, x, F, tol, reason, steps, time, divergence, traj=None, **kw)
     ok = finite & ~big & (res < tol) & (reason != "unstable") & (reason != "oscillating")
     reason[ok] = "converged"
     return SettleResult(
-        method=method, state=x, final=x, converged=ok, reason=reason.astype(str), residual=res,
-        steps=steps, time=time, tol=tol, trajectory=traj, **kw,
+        method=method,
+        state=x,
+        final=x,
+        converged=ok,
+        reason=reason.astype(str),
+        residual=res,
+        steps=steps,
+        time=time,
+        tol=tol,
+        trajectory=traj,
+        **kw,
     )
 
 
@@ -450,6 +459,7 @@ def _ode(dyn, x, tol, t_max, ode_method, divergence, record) -> SettleResult:
     scale = max(1.0, float(np.max(np.abs(x))))
     options = {"rtol": float(np.clip(atol / scale, 1e-13, 1e-6)), "atol": atol}
     if n * B <= 4 * DENSE_LIMIT and hasattr(dyn, "linearize") and ode_method in ("BDF", "Radau", "LSODA"):
+
         def jac(t, y):
             J = dyn.linearize(y.reshape(B, n).astype(dyn.dtype)).dense() * invC[None, :, None]
             return scipy.sparse.block_diag(list(J)).toarray() if B > 1 else J[0]
@@ -533,6 +543,7 @@ def _max_real_eigenvalue(dyn, x) -> np.ndarray:
         return np.array([np.max(np.linalg.eigvals(Jb).real) for Jb in J])
     out = []
     for b in range(B):
+
         def mv(v, b=b):
             t = np.zeros((B, n), dtype=dyn.dtype)
             t[b] = v
