@@ -102,13 +102,25 @@ def free_phase(
 ) -> SettleResult:
     """Settle the free phase; raises if any sample does not settle.
 
+    With the default options of a small circuit (Newton), the circuit is first
+    integrated (``ode``, to 1e-8 A) so that Newton polishes the stationary
+    state the dynamics actually reach, not whichever root is nearest to the
+    start.
+
     Raises
     ------
     RuntimeError
         Naming the failure (e.g. ``oscillating``): gradients at a state that
         is not stationary mean nothing.
     """
-    res = settle(_bound(system, inputs, bound), x_init, **_settle_options(system, settle_options))
+    bound = _bound(system, inputs, bound)
+    options = _settle_options(system, settle_options)
+    if options["method"] == "newton" and not (settle_options and "method" in settle_options):
+        warm = settle(bound, x_init, method="ode", tol=max(options["tol"], 1e-8))
+        if not warm.all_converged:
+            raise RuntimeError(f"the free phase did not settle: {warm.message}")
+        x_init = warm.final
+    res = settle(bound, x_init, **options)
     if not res.all_converged:
         raise RuntimeError(f"the free phase did not settle: {res.message}")
     return res
