@@ -337,7 +337,7 @@ def _law(cls: type[Element], options: tuple) -> Law:
     energy = None
     if cls.energy is not None:
         energy = sp.sympify(cls.energy(v, p, o))
-        currents = {t: -sp.diff(energy, v[t]) for t in cls.terminals}
+        currents = {t: sp.factor_terms(-sp.diff(energy, v[t])) for t in cls.terminals}
     else:
         currents = {t: sp.sympify(i) for t, i in cls.currents(v, p, o).items()}
         unknown = set(currents) - set(cls.terminals)
