@@ -16,7 +16,7 @@ Two regimes are reported:
   settling, AEP's learning phase and Krylov solves.  Only the small
   500×10 products remain, so elementwise work (ρ(v), ρ'(v), scatter) dominates.
 
-Run:  python benchmarks/kernels.py [--model layered|rate] [--batch 100]
+Run:  python benchmarks/bench_kernels.py [--model layered|rate] [--batch 100]
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Timed, in one run:
 Every result's residual ``‖f‖∞`` is evaluated with aeplab's kernels, so the
 tolerances reached are compared on the same footing.  ngspice's wall time
 includes starting the process and parsing the deck; its own "analysis time"
-is shown beside it.  Run: ``python benchmarks/spice_vs_aeplab.py [--n 100]``.
+is shown beside it.  Run: ``python benchmarks/bench_spice.py [--n 100]``.
 """
 
 from __future__ import annotations
