@@ -314,36 +314,38 @@ def ep(
     return Estimate("ep", grads, beta, nudging, diag)
 
 
+def _linear_response(name, make_phase, system, inputs, target, beta, nudging, free, settle_options, bound):
+    """VF and AEP: settle the learning phase(s) from ``x₀``, then ``g = −sᵀ ∂f/∂θ(x₀)``."""
+    _check_beta(beta, nudging)
+    options = _settle_options(system, settle_options)
+    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
+    lin0 = bound.linearize(x0)
+    diag = {}
+    states = _nudged_states(lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name)
+    grads = linear_response_update(lin0, _response(states, x0, beta, nudging))
+    diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
+    diag["A0_norm"] = _a0_norm(lin0, system.n)
+    return Estimate(name, grads, beta, nudging, diag)
+
+
 def vf(
     system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
 ) -> Estimate:
     """Vector-field EP: EP's nudged phase, update ``−sᵀ ∂f/∂θ(x₀)``; biased when ``A ≠ 0``."""
-    _check_beta(beta, nudging)
-    options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
-    diag = {}
-    states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged")
-    lin0 = bound.linearize(x0)
-    grads = linear_response_update(lin0, _response(states, x0, beta, nudging))
-    diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
-    diag["A0_norm"] = _a0_norm(lin0, system.n)
-    return Estimate("vf", grads, beta, nudging, diag)
+    return _linear_response(
+        "vf", lambda bd, y, b, x0, lin0: NudgedPhase(bd, y, b),
+        system, inputs, target, beta, nudging, free, settle_options, bound,
+    )
 
 
 def aep(
     system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
 ) -> Estimate:
     """Asymmetric EP: the learning phase adds ``−2A₀(x − x₀)``; exact as β → 0."""
-    _check_beta(beta, nudging)
-    options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
-    lin0 = bound.linearize(x0)
-    diag = {}
-    states = _nudged_states(lambda b: AEPPhase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, "aep")
-    grads = linear_response_update(lin0, _response(states, x0, beta, nudging))
-    diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
-    diag["A0_norm"] = _a0_norm(lin0, system.n)
-    return Estimate("aep", grads, beta, nudging, diag)
+    return _linear_response(
+        "aep", lambda bd, y, b, x0, lin0: AEPPhase(bd, y, b, x0, lin0),
+        system, inputs, target, beta, nudging, free, settle_options, bound,
+    )
 
 
 def dyadic(

@@ -20,27 +20,12 @@ object (the deck, the node-name map, and the results of ``--run``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
 import numpy as np
 
 __all__ = ["cmd_export_spice", "register"]
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _positive(text: str) -> float:
@@ -65,6 +50,7 @@ def cmd_export_spice(args: argparse.Namespace) -> int:
     """
     from circuits import read_netlist
 
+    from .cli import print_json
     from .spice_phases import PHASES, phase_deck
 
     phase = getattr(args, "phase", "free")
@@ -100,7 +86,7 @@ def cmd_export_spice(args: argparse.Namespace) -> int:
     if getattr(args, "run", False):
         out["ngspice"] = _run(circuit, deck, phase, beta, cost)
     if getattr(args, "json", False):
-        print(json.dumps(_jsonable(out), indent=2, allow_nan=False))
+        print_json(out)
         return 0
     if output:
         print(f"wrote {output}: {circuit.name}, {phase} phase ({', '.join('.' + a for a in deck.analyses)})")

@@ -52,15 +52,27 @@ def _glorot(rng, rows: int, cols: int, gain: float) -> np.ndarray:
     return rng.uniform(-limit, limit, size=(rows, cols))
 
 
-def _layers(sizes, C, g):
+def _network(sizes, forward, backward, act, bias_act, init, seed, gain, C, g, name) -> Circuit:
+    """Input layer, free layers, ``forward`` blocks (and ``backward`` ones between free layers), biases."""
+    sizes = _check_sizes(sizes)
+    if init not in ("symmetric", "random"):
+        raise ValueError(f"init must be 'symmetric' or 'random', got {init!r}")
+    rng = np.random.default_rng(seed)
     x = InputLayer("x", sizes[0])
     names = [f"h{i}" for i in range(1, len(sizes) - 1)] + ["o"]
-    free = [Layer(name, size, C=C, g=g) for name, size in zip(names, sizes[1:])]
-    return x, free
-
-
-def _biases(free, act):
-    return [Sparse(f"b_{layer.name}", Bias, [layer.nodes], I=0.0, act=act) for layer in free]
+    free = [Layer(n, size, C=C, g=g) for n, size in zip(names, sizes[1:])]
+    items: list = [x, *free]
+    prev = x
+    for k, layer in enumerate(free, start=1):
+        W = _glorot(rng, layer.size, prev.size, gain)
+        items.append(Dense(f"W{k}", forward, layer, prev, w=W, act=act))
+        if backward is not None and prev is not x:
+            B = W.T.copy() if init == "symmetric" else _glorot(rng, prev.size, layer.size, gain)
+            items.append(Dense(f"B{k}", backward, prev, layer, w=B, act=act))
+        prev = layer
+    items += [Sparse(f"b_{layer.name}", Bias, [layer.nodes], I=0.0, act=bias_act) for layer in free]
+    items.append(Output("o"))
+    return Circuit(items, name=f"{name}-{'-'.join(map(str, sizes))}")
 
 
 def layered(
@@ -92,26 +104,9 @@ def layered(
     C, g
         Node capacitance (F) and leak (S).
     """
-    sizes = _check_sizes(sizes)
-    if init not in ("symmetric", "random"):
-        raise ValueError(f"init must be 'symmetric' or 'random', got {init!r}")
-    rng = np.random.default_rng(seed)
-    x, free = _layers(sizes, C, g)
-    items: list = [x, *free]
-    prev = x
-    for k, layer in enumerate(free, start=1):
-        W = _glorot(rng, layer.size, prev.size, gain)
-        if tied or prev is x:
-            kind = Coupling if tied else HalfCoupling
-            items.append(Dense(f"W{k}", kind, layer, prev, w=W, act=act))
-        else:
-            B = W.T.copy() if init == "symmetric" else _glorot(rng, prev.size, layer.size, gain)
-            items.append(Dense(f"W{k}", HalfCoupling, layer, prev, w=W, act=act))
-            items.append(Dense(f"B{k}", HalfCoupling, prev, layer, w=B, act=act))
-        prev = layer
-    items += _biases(free, act)
-    items.append(Output("o"))
-    return Circuit(items, name=f"layered-{'tied' if tied else 'untied'}-{'-'.join(map(str, sizes))}")
+    if tied:
+        return _network(sizes, Coupling, None, act, act, init, seed, gain, C, g, "layered-tied")
+    return _network(sizes, HalfCoupling, HalfCoupling, act, act, init, seed, gain, C, g, "layered-untied")
 
 
 def rate(
@@ -124,23 +119,7 @@ def rate(
     g: float = 1.0,
 ) -> Circuit:
     """The Hopfield-circuit rate network ``C ẋ = −g x + W ρ(x) + b + U u`` (layered, non-conservative)."""
-    sizes = _check_sizes(sizes)
-    if init not in ("symmetric", "random"):
-        raise ValueError(f"init must be 'symmetric' or 'random', got {init!r}")
-    rng = np.random.default_rng(seed)
-    x, free = _layers(sizes, C, g)
-    items: list = [x, *free]
-    prev = x
-    for k, layer in enumerate(free, start=1):
-        W = _glorot(rng, layer.size, prev.size, gain)
-        items.append(Dense(f"W{k}", VCCS, layer, prev, w=W, act=act))
-        if prev is not x:
-            B = W.T.copy() if init == "symmetric" else _glorot(rng, prev.size, layer.size, gain)
-            items.append(Dense(f"B{k}", VCCS, prev, layer, w=B, act=act))
-        prev = layer
-    items += _biases(free, "linear")
-    items.append(Output("o"))
-    return Circuit(items, name=f"rate-{'-'.join(map(str, sizes))}")
+    return _network(sizes, VCCS, VCCS, act, "linear", init, seed, gain, C, g, "rate")
 
 
 def feedforward(
@@ -152,17 +131,7 @@ def feedforward(
     g: float = 1.0,
 ) -> Circuit:
     """Forward transconductances only: the stationary state is an MLP forward pass."""
-    sizes = _check_sizes(sizes)
-    rng = np.random.default_rng(seed)
-    x, free = _layers(sizes, C, g)
-    items: list = [x, *free]
-    prev = x
-    for k, layer in enumerate(free, start=1):
-        items.append(Dense(f"W{k}", VCCS, layer, prev, w=_glorot(rng, layer.size, prev.size, gain), act=act))
-        prev = layer
-    items += _biases(free, "linear")
-    items.append(Output("o"))
-    return Circuit(items, name=f"feedforward-{'-'.join(map(str, sizes))}")
+    return _network(sizes, VCCS, None, act, "linear", "symmetric", seed, gain, C, g, "feedforward")
 
 
 MODELS = {
