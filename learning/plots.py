@@ -74,7 +74,8 @@ def plot_beta_sweep(sweep: dict, path=None, title: str | None = None) -> Figure:
     ax = fig.add_subplot()
     for label, run in sweep.items():
         err = np.maximum(np.asarray(run["rel_error"]), 1e-17)
-        ax.loglog(run["beta"], err, "o-", label=f"{label} (slope {run['slope']:.2f})")
+        note = f"slope {run['slope']:.2f}" if np.isfinite(run["slope"]) else "exact to round-off"
+        ax.loglog(run["beta"], err, "o-", label=f"{label} ({note})")
     ax.set_xlabel("nudging strength β")
     ax.set_ylabel("relative error ‖g − g_exact‖ / ‖g_exact‖")
     ax.grid(True, which="both", alpha=0.3)
