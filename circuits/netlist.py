@@ -165,6 +165,10 @@ def read_netlist(path: str | os.PathLike) -> Circuit:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"netlist {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise CircuitError(f"netlist {str(path)!r} is a folder; give a netlist file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CircuitError(f"cannot read netlist {str(path)!r}: {err}") from None
     return parse_netlist(text, name=path.stem, source=str(path))
 
 

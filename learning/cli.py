@@ -262,7 +262,9 @@ def cmd_train(args) -> int:
     data = load_dataset(
         args.dataset, args.data_dir, train_size=args.train_size, test_size=args.test_size, seed=args.seed
     )
-    overrides = {k: getattr(args, k) for k in ("act", "cost", "dt", "free_steps", "nudge_steps") if getattr(args, k)}
+    overrides = {
+        k: getattr(args, k) for k in ("act", "cost", "dt", "free_steps", "nudge_steps") if getattr(args, k) is not None
+    }
     if args.lr is not None:
         overrides["lr"] = {"default": args.lr}
     config = TrainConfig(
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CircuitError, ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except (CircuitError, ValueError, KeyError, OSError, RuntimeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"aeplab {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ epoch ``e`` reproduces the uninterrupted run exactly.
 from __future__ import annotations
 
 import json
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -147,7 +148,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("beta", "dt", "tol", "init_gain"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if isinstance(self.lr, (int, float)):
             self.lr = {"default": float(self.lr)}
@@ -327,7 +328,6 @@ class Trainer:
         """Write config, results and checkpoint to ``out`` atomically."""
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
-        atomic_write(self.out / "results.json", json.dumps(self.results(), indent=2) + "\n")
         arrays = {f"param/{k}": v for k, v in self.system.params.items()}
         arrays.update({f"velocity/{k}": v for k, v in self.optimizer.state_dict().items()})
         arrays["meta"] = np.array(
@@ -335,6 +335,8 @@ class Trainer:
         )
         with atomic_open(self.out / "checkpoint.npz", "wb") as fh:
             np.savez(fh, **arrays)
+        # Results after the checkpoint: they never claim an epoch the checkpoint lacks.
+        atomic_write(self.out / "results.json", json.dumps(self.results(), indent=2) + "\n")
 
     def load(self, path: str | Path) -> None:
         """Restore parameters, momentum, epoch and history from a checkpoint."""

@@ -190,7 +190,10 @@ BAD_NETLISTS = {
     "missing name": (HEADER + "node\n", r"<netlist>:3: node: missing name \(expected `node NAME \.\.\.`\)"),
     "key instead of name": (HEADER + "resistor G=1\n", r"<netlist>:3: resistor: missing name"),
     "output on unknown node": (HEADER + "output c\n", r"<netlist>:3: output 'c': unknown node 'c'"),
-    "output on an input": (HEADER + "input x\noutput x\n", r"output 'x': x is an input \(line 3\); outputs must be free nodes"),
+    "output on an input": (
+        HEADER + "input x\noutput x\n",
+        r"output 'x': x is an input \(line 3\); outputs must be free nodes",
+    ),
     "duplicate element names": (
         HEADER + "resistor R a b G=1\nresistor R b a G=2\n",
         r"duplicate name 'R' \(first used on line 3\)",
