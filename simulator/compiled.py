@@ -10,12 +10,14 @@ inputs ``u`` shape ``(batch, n_in)`` or ``(n_in,)``.  Kernels:
 * ``cost`` and ``cost_grad`` of the outputs; dense ``jacobian`` for small
   circuits.
 
-Elements are compiled in groups: scalar elements of one type are merged into
-one *edge group* (gather terminal voltages, evaluate the lambdified law,
-scatter currents); a :class:`~circuits.circuit.Dense` block whose law
-separates (see :mod:`simulator.separable`) becomes a *dense group* evaluated
-with matrix products; one that does not separate falls back to an edge group
-over all element pairs.  Nothing here is written per element type.
+Elements are compiled in groups (see :mod:`simulator.kernels`): scalar
+elements of one law are merged into one group; one-terminal laws (leaks,
+biases) become elementwise *node groups*; a :class:`~circuits.circuit.Dense`
+block whose law separates (see :mod:`simulator.separable`) becomes a *dense
+group* evaluated with matrix products; everything else is an *edge group*
+(gather terminal voltages, evaluate the lambdified law, scatter currents),
+including dense blocks that do not separate.  Nothing here is written per
+element type.
 
 Caching: :meth:`CompiledSystem.bind` fixes the inputs and precomputes every
 term that depends only on them (e.g. ``W ρ(u)``).  A bound system is valid
@@ -100,13 +102,13 @@ class Bound:
     def energy(self, x) -> np.ndarray:
         """Total co-content ``E(x)`` per sample (W); needs every law in energy form."""
         self.system.require_energy()
-        ctx = Eval(self.functions, np.atleast_2d(self._check(x)), self.u)
+        ctx = self.context(x)
         return sum(p.energy(ctx) for p in self.parts)
 
     def energy_param_grad(self, x) -> dict[str, np.ndarray]:
         """``Σ_batch ∂E/∂θ`` per parameter at state ``x``."""
         self.system.require_energy()
-        ctx = Eval(self.functions, np.atleast_2d(self._check(x)), self.u)
+        ctx = self.context(x)
         out = {}
         for g, p in zip(self.system.groups, self.parts):
             out.update(g.split(p.energy_param_grad(ctx)))

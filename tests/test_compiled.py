@@ -565,3 +565,35 @@ def test_stale_linearization_raises():
     system.set_params({"W.w": np.array([[1.0, 2.0], [3.0, 4.0]]), "V.w": 2.0})
     with pytest.raises(RuntimeError, match="parameters changed"):
         lin.dense()
+
+
+# -- energy of conservative circuits -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("netlist", ["hopfield", "resistor_network"])
+def test_currents_are_minus_the_energy_gradient(netlist):
+    """For a conservative circuit f = −∂E/∂x, and the compiled ∂E/∂θ matches finite differences."""
+    system = compile_circuit(read_netlist(next(p for p in EXAMPLES if p.stem == netlist)))
+    bound = system.bind()
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.5, (3, system.n))
+    eps = 1e-6
+    grad = np.empty_like(x)
+    for j in range(system.n):
+        d = np.zeros_like(x)
+        d[:, j] = eps
+        grad[:, j] = (bound.energy(x + d) - bound.energy(x - d)) / (2 * eps)
+    np.testing.assert_allclose(bound.f(x), -grad, rtol=0, atol=1e-8)
+    dE = bound.energy_param_grad(x)
+    key = next(k for k in system.params if system.trainable[k])
+    old = float(system.params[key])
+    values = []
+    for sign in (1, -1):
+        system.set_params({key: old + sign * eps})
+        values.append(system.bind().energy(x).sum())
+    system.set_params({key: old})
+    np.testing.assert_allclose(dE[key], (values[0] - values[1]) / (2 * eps), rtol=1e-6, atol=1e-9)
+
+
+def test_energy_needs_energy_laws():
+    system = compile_circuit(read_netlist(next(p for p in EXAMPLES if p.stem == "two_neurons")))
+    with pytest.raises(ValueError, match="stated by their currents only"):
+        system.bind().energy(np.zeros(system.n))
