@@ -46,7 +46,8 @@ __all__ = ["MODEL_DEFAULTS", "TrainConfig", "Trainer", "train"]
 #   oscillate and the updates blow up); squared error on one-hot targets
 #   (cross-entropy drives the outputs, and the h↔o feedback gain, without bound);
 # feedforward and rate — tanh, softmax cross-entropy on the output voltages;
-#   with C = g = 1 an Euler step of 1 s solves each layer's leak exactly.
+#   with C = g = 1 an Euler step of 1 s solves each layer's leak exactly (the
+#   rate network's h↔o feedback has slow modes: it gets larger step budgets).
 MODEL_DEFAULTS = {
     "layered": {
         "act": "isru",
@@ -68,9 +69,9 @@ MODEL_DEFAULTS = {
         "act": "tanh",
         "cost": "cross_entropy",
         "lr": lambda: {"default": 0.05},
-        "dt": 0.5,
-        "free_steps": 60,
-        "nudge_steps": 30,
+        "dt": 1.0,
+        "free_steps": 150,
+        "nudge_steps": 75,
     },
 }
 
