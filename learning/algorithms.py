@@ -10,8 +10,12 @@ Every algorithm function takes the compiled system, the inputs (V) and the
 targets, and optionally a free state already settled (``free=``), the
 system already bound to its inputs (``bound=``, instead of ``inputs``) and
 ``settle_options`` (keyword arguments of :func:`simulator.settle`) used for
-every phase.  Default settling: Newton to 1e-12 A for circuits up to 256
-nodes, else ``relax`` to 1e-8 A.
+every phase.  With ``drop_unsettled=True`` a sample whose free or learning
+phase did not settle is left out of the estimate (a device would not learn
+from a measurement that never became stationary); ``diagnostics["dropped"]``
+counts them, and the estimate averages over the samples kept.  Default
+settling: Newton to 1e-12 A for circuits up to 256 nodes (after integrating
+the free phase), else ``relax`` to 1e-8 A.
 """
 
 from __future__ import annotations
@@ -137,12 +141,17 @@ def _bound(system, inputs, bound):
 
 
 def _prepare(system, inputs, target, free, settle_options, bound):
+    """Bound system, free state ``x₀``, targets and which samples' free phase settled."""
     bound = _bound(system, inputs, bound)
     if free is None:
         free = free_phase(system, settle_options=settle_options, bound=bound)
-    x0 = free.final if isinstance(free, SettleResult) else np.atleast_2d(free)
+    if isinstance(free, SettleResult):
+        x0, settled = free.final, free.converged.copy()
+    else:
+        x0 = np.atleast_2d(free)
+        settled = np.ones(len(x0), dtype=bool)
     y = _targets(system, target, len(x0))
-    return bound, x0, y
+    return bound, x0, y, settled
 
 
 def _check_beta(beta: float, nudging: str):
@@ -152,14 +161,23 @@ def _check_beta(beta: float, nudging: str):
         raise ValueError(f"nudging must be one of {NUDGING}, got {nudging!r}")
 
 
-def _nudged_states(make_phase, x0, beta, nudging, options, diag, name):
+def _nudged_states(make_phase, x0, beta, nudging, options, diag, name, settled):
+    """Settle the learning phase(s); ``settled`` is and-ed with each phase's convergence."""
     betas = (beta, -beta) if nudging == "symmetric" else (beta,)
     states = {}
     for b in betas:
         res = settle(make_phase(b), x0, **options)
         diag[f"{name}(beta={b:+g})"] = _phase_summary(res)
         states[b] = res.final
+        settled &= res.converged
     return states
+
+
+def _keep(settled: np.ndarray, drop_unsettled: bool, diag: dict) -> tuple[np.ndarray, int]:
+    """Samples that enter the update, and how many (at least 1, for the normalisation)."""
+    keep = settled if drop_unsettled else np.ones_like(settled)
+    diag["dropped"] = int(np.sum(~keep))
+    return keep, max(int(np.sum(keep)), 1)
 
 
 def _response(states, x0, beta, nudging):
@@ -194,7 +212,7 @@ def reference_gradient(
     """
     if solver not in ("auto", "dense", "krylov"):
         raise ValueError(f"solver must be 'auto', 'dense' or 'krylov', got {solver!r}")
-    bound, x0, y = _prepare(system, inputs, target, free, settle_options, bound)
+    bound, x0, y, _ = _prepare(system, inputs, target, free, settle_options, bound)
     lin0 = bound.linearize(x0)
     rhs = -system.cost_grad(x0, y)
     B, n = x0.shape
@@ -280,7 +298,8 @@ def finite_difference_gradient(
 
 
 def ep(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    drop_unsettled=False,
 ) -> Estimate:
     """Equilibrium Propagation (conservative systems only): the contrastive Hebbian rule.
 
@@ -303,53 +322,61 @@ def ep(
     except ValueError as err:
         raise NotApplicable(f"EP: {err}") from None
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
+    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
     diag = {}
-    states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged")
-    if nudging == "symmetric":
-        grads = contrastive_update(bound, states[beta], states[-beta], beta, -beta)
-    else:
-        grads = contrastive_update(bound, states[beta], x0, beta, 0.0)
+    states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged", settled)
+    keep, count = _keep(settled, drop_unsettled, diag)
+    x_a, x_b, b_b = (states[beta], states[-beta], -beta) if nudging == "symmetric" else (states[beta], x0, 0.0)
+    # A dropped sample contributes nothing: both of its states are taken equal.
+    x_a = np.where(keep[:, None], x_a, x_b)
+    grads = contrastive_update(bound, x_a, x_b, beta, b_b, count=count)
     diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
     return Estimate("ep", grads, beta, nudging, diag)
 
 
-def _linear_response(name, make_phase, system, inputs, target, beta, nudging, free, settle_options, bound):
+def _linear_response(name, make_phase, system, inputs, target, beta, nudging, free, settle_options, bound,
+                     drop_unsettled):
     """VF and AEP: settle the learning phase(s) from ``x₀``, then ``g = −sᵀ ∂f/∂θ(x₀)``."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
+    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
     lin0 = bound.linearize(x0)
     diag = {}
-    states = _nudged_states(lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name)
-    grads = linear_response_update(lin0, _response(states, x0, beta, nudging))
+    states = _nudged_states(lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name,
+                            settled)
+    keep, count = _keep(settled, drop_unsettled, diag)
+    s = np.where(keep[:, None], _response(states, x0, beta, nudging), 0)
+    grads = linear_response_update(lin0, s, count=count)
     diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
     diag["A0_norm"] = _a0_norm(lin0, system.n)
     return Estimate(name, grads, beta, nudging, diag)
 
 
 def vf(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    drop_unsettled=False,
 ) -> Estimate:
     """Vector-field EP: EP's nudged phase, update ``−sᵀ ∂f/∂θ(x₀)``; biased when ``A ≠ 0``."""
     return _linear_response(
         "vf", lambda bd, y, b, x0, lin0: NudgedPhase(bd, y, b),
-        system, inputs, target, beta, nudging, free, settle_options, bound,
+        system, inputs, target, beta, nudging, free, settle_options, bound, drop_unsettled,
     )
 
 
 def aep(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None
+    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    drop_unsettled=False,
 ) -> Estimate:
     """Asymmetric EP: the learning phase adds ``−2A₀(x − x₀)``; exact as β → 0."""
     return _linear_response(
         "aep", lambda bd, y, b, x0, lin0: AEPPhase(bd, y, b, x0, lin0),
-        system, inputs, target, beta, nudging, free, settle_options, bound,
+        system, inputs, target, beta, nudging, free, settle_options, bound, drop_unsettled,
     )
 
 
 def dyadic(
-    system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None, bound=None
+    system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None, bound=None,
+    drop_unsettled=False,
 ) -> Estimate:
     """Dyadic EP: settle the doubled state ``(m, d)``; ``g = −(d*/β)ᵀ ∂f/∂θ(m*)``, exact for every β.
 
@@ -358,7 +385,7 @@ def dyadic(
     """
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y = _prepare(system, inputs, target, free, options, bound)
+    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
     phase = DyadicPhase(bound, y, beta)
     z0 = np.concatenate([x0, np.zeros_like(x0)], axis=1)
     res = settle(phase, z0, **options)
@@ -368,7 +395,8 @@ def dyadic(
         "dyad_difference": float(np.max(np.abs(d))),
         "midpoint_drift": float(np.max(np.abs(m - x0))),
     }
-    grads = linear_response_update(bound.linearize(m), d / beta)
+    keep, count = _keep(settled & res.converged, drop_unsettled, diag)
+    grads = linear_response_update(bound.linearize(m), np.where(keep[:, None], d / beta, 0), count=count)
     return Estimate("dyadic", grads, beta, "one-sided", diag)
 
 

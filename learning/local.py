@@ -25,7 +25,7 @@ from simulator.compiled import Bound, Linearization
 __all__ = ["contrastive_update", "linear_response_update"]
 
 
-def linear_response_update(lin0: Linearization, s: np.ndarray) -> dict[str, np.ndarray]:
+def linear_response_update(lin0: Linearization, s: np.ndarray, count: int | None = None) -> dict[str, np.ndarray]:
     """``g_θ = −(1/B) Σ_batch sᵀ ∂f/∂θ(x₀)``, computed group by group.
 
     Parameters
@@ -36,9 +36,11 @@ def linear_response_update(lin0: Linearization, s: np.ndarray) -> dict[str, np.n
     s
         Response ``(x_β − x₀)/β`` (or the symmetric quotient, or ``d*/β``),
         shape ``(batch, n)`` (V per unit β).
+    count
+        Number of samples the mean is over (default: the batch size).
     """
     s = np.atleast_2d(s)
-    batch = len(s)
+    batch = len(s) if count is None else count
     grads = {}
     for group, part in zip(lin0.groups, lin0.parts):
         # part.param_vjp reads s at this group's terminals only.
@@ -47,7 +49,7 @@ def linear_response_update(lin0: Linearization, s: np.ndarray) -> dict[str, np.n
 
 
 def contrastive_update(
-    bound: Bound, x_a: np.ndarray, x_b: np.ndarray, beta_a: float, beta_b: float
+    bound: Bound, x_a: np.ndarray, x_b: np.ndarray, beta_a: float, beta_b: float, count: int | None = None
 ) -> dict[str, np.ndarray]:
     """EP's rule ``g_θ = (1/B) [∂E/∂θ(x_a) − ∂E/∂θ(x_b)] / (β_a − β_b)``, group by group.
 
@@ -58,10 +60,12 @@ def contrastive_update(
     x_a, x_b
         Stationary states at nudging ``β_a`` and ``β_b`` (e.g. ``x_β`` and
         ``x₀``, or ``x_{+β}`` and ``x_{−β}``).
+    count
+        Number of samples the mean is over (default: the batch size).
     """
     bound.system.require_energy()
     x_a, x_b = np.atleast_2d(x_a), np.atleast_2d(x_b)
-    batch = len(x_a)
+    batch = len(x_a) if count is None else count
     scale = 1.0 / ((beta_a - beta_b) * batch)
     grads = {}
     ctx_a, ctx_b = bound.context(x_a), bound.context(x_b)

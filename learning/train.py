@@ -10,8 +10,11 @@ One training step on a minibatch ``(u, y)``:
 
 Phases that do not reach ``tol`` within their step budget are used as they
 are — as a clocked analog emulator would — and counted: every epoch reports
-the fraction of phases that converged.  An update whose estimate is not
-finite (a phase blew up) is skipped and counted (``skipped_updates``).
+the fraction of phases that converged.  A sample whose free or learning phase
+did not settle within its budget is left out of the update (a device would not
+learn from a measurement that never became stationary) and counted
+(``dropped_samples``); an update whose estimate is not finite is skipped and
+counted (``skipped_updates``).
 
 Determinism: the model is initialised from ``seed`` and the minibatch order
 of epoch ``e`` is drawn from ``(seed, e)``, so resuming from the checkpoint of
@@ -226,9 +229,10 @@ class Trainer:
             target=y,
             beta=cfg.beta,
             nudging=cfg.nudging,
-            free=x0,
+            free=free,
             settle_options=self.nudge_options,
             bound=bound,
+            drop_unsettled=True,
         )
         finite = all(np.all(np.isfinite(g)) for g in est.grads.values())
         if finite:
@@ -240,6 +244,7 @@ class Trainer:
             "correct": int(np.sum(system.cost.predict(out) == labels)),
             "converged": float(np.mean(phases)),
             "skipped": not finite,
+            "dropped": est.diagnostics["dropped"],
         }
 
     # -- evaluation ------------------------------------------------------------------
@@ -269,7 +274,7 @@ class Trainer:
         bar = _progress(n_batches, f"epoch {epoch}/{cfg.epochs} {cfg.algorithm}", self.progress)
         t0 = time.perf_counter()
         loss = correct = conv = 0.0
-        seen = skipped = 0
+        seen = skipped = dropped = 0
         for b in range(n_batches):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             r = self.step(x[idx], labels[idx])
@@ -278,6 +283,7 @@ class Trainer:
             correct += r["correct"]
             conv += r["converged"]
             skipped += r["skipped"]
+            dropped += r["dropped"]
             bar.update(1)
             bar.set_postfix(loss=f"{loss / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
         seconds = time.perf_counter() - t0
@@ -295,6 +301,7 @@ class Trainer:
             "converged": conv / n_batches,
             "test_converged": test["converged"],
             "skipped_updates": skipped,
+            "dropped_samples": dropped,
         }
         self.epoch = epoch
         self.history.append(record)

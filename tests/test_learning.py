@@ -69,6 +69,7 @@ BETAS = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 
 # -- circuits ------------------------------------------------------------------------
 
+
 def random_nonreciprocal(seed: int, n: int = 7, n_in: int = 2, n_out: int = 2) -> Circuit:
     """Dense random VCCS couplings (tanh) among ``n`` leaky nodes, driven by ``n_in`` inputs.
 
@@ -81,7 +82,8 @@ def random_nonreciprocal(seed: int, n: int = 7, n_in: int = 2, n_out: int = 2) -
     W = rng.normal(0.0, 0.5 / np.sqrt(n), (n, n))
     np.fill_diagonal(W, 0.0)
     items = [
-        x, h,
+        x,
+        h,
         Dense("W", VCCS, h, h, w=W, act="tanh"),
         Dense("U", VCCS, h, x, w=rng.normal(0.0, 1.0, (n, n_in)), act="tanh"),
         Sparse("b", Bias, [h.nodes], I=rng.normal(0.0, 0.3, n)),
@@ -106,7 +108,8 @@ def mixed_family(a: float, seed: int = 0, n: int = 6) -> Circuit:
     K = rng.normal(0.0, 1.0 / np.sqrt(n), (n, n))
     K = K - K.T
     items = [
-        x, h,
+        x,
+        h,
         Dense("S", Coupling, h, h, w=S, act="tanh"),
         Dense("X", Coupling, h, x, w=rng.normal(0.0, 0.8, (n, 2)), act="tanh"),
         Sparse("b", Bias, [h.nodes], I=rng.normal(0.0, 0.3, n), act="tanh"),
@@ -164,6 +167,7 @@ def test_random_circuits_are_nonreciprocal_and_stable():
 
 # -- 1. reference gradient -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["hopfield", "resistor_network", "two_neurons", "feedforward"])
 def test_reference_equals_finite_differences_examples(examples, name):
     system = compile_circuit(read_netlist(examples[name]))
@@ -207,6 +211,7 @@ def test_krylov_equals_dense_random(random_system):
 
 # -- 2. AEP -------------------------------------------------------------------------
 
+
 def test_aep_symmetric_small_beta_is_exact(random_system):
     system, inputs, free, ref = random_system
     est = aep(system, inputs, beta=1e-3, nudging="symmetric", free=free)
@@ -226,6 +231,7 @@ def test_aep_error_slopes(random_system):
 
 
 # -- 3. VF ----------------------------------------------------------------------------
+
 
 def test_vf_is_biased_on_nonreciprocal(random_system):
     system, inputs, free, ref = random_system
@@ -266,6 +272,7 @@ def test_vf_equals_aep_when_reciprocal(examples, name):
 
 
 # -- 4. EP ---------------------------------------------------------------------------
+
 
 def _conservative_cases(examples):
     cases = {}
@@ -331,6 +338,7 @@ def test_ep_not_applicable_names_nonreciprocal_elements(examples):
 
 # -- 5. Dyadic EP --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("beta", [1e-3, 1.0, 10.0])
 def test_dyadic_is_exact_for_every_beta(random_system, beta):
     system, inputs, free, ref = random_system
@@ -341,6 +349,7 @@ def test_dyadic_is_exact_for_every_beta(random_system, beta):
 
 
 # -- 6. the AEP learning-phase Jacobian ------------------------------------------------
+
 
 def _sorted_eigs(M):
     ev = np.linalg.eigvals(M)
@@ -367,6 +376,7 @@ def test_aep_learning_jacobian_is_transpose(random_system):
 
 # -- 7. feedforward network = MLP, AEP = backprop ------------------------------------
 
+
 def _mlp(params, x, y):
     W1, b1, W2, b2 = params["W1.w"], params["b_h1.I"], params["W2.w"], params["b_o.I"]
     a0 = np.tanh(x)
@@ -377,10 +387,15 @@ def _mlp(params, x, y):
     d_o = (o - y) / B
     d_h = (d_o @ W2) * (1 - a1**2)
     grads = {
-        "W2.w": d_o.T @ a1, "b_o.I": d_o.sum(0), "W1.w": d_h.T @ a0, "b_h1.I": d_h.sum(0),
+        "W2.w": d_o.T @ a1,
+        "b_o.I": d_o.sum(0),
+        "W1.w": d_h.T @ a0,
+        "b_h1.I": d_h.sum(0),
         # leak g: g h = W1 ρ(x) + b  ⇒  ∂h/∂g = −h/g (g = 1)
-        "h1.g": -(d_h * h).sum(0), "o.g": -(d_o * o).sum(0),
-        "h1.C": np.zeros(len(b1)), "o.C": np.zeros(len(b2)),
+        "h1.g": -(d_h * h).sum(0),
+        "o.g": -(d_o * o).sum(0),
+        "h1.C": np.zeros(len(b1)),
+        "o.C": np.zeros(len(b2)),
     }
     return h, o, grads
 
@@ -423,6 +438,7 @@ def test_feedforward_is_mlp_and_aep_is_backprop(seed):
 
 # -- 8. locality ---------------------------------------------------------------------
 
+
 class _NonLocalProbe(Element):
     """out ← w·v_in·v_h2: reads node h2 without being attached to it."""
 
@@ -435,13 +451,17 @@ class _NonLocalProbe(Element):
 
 
 def test_locality_flags_nonlocal_element():
-    circuit = Circuit([
-        FreeNode("h1"), FreeNode("h2"), FreeNode("h3"),
-        VCCS("V21", "h2", "h1", w=0.4, act="tanh"),
-        _NonLocalProbe("P", "h3", "h1", w=0.3),
-        Bias("b1", "h1", I=0.2),
-        Output("h3", target=0.1),
-    ])
+    circuit = Circuit(
+        [
+            FreeNode("h1"),
+            FreeNode("h2"),
+            FreeNode("h3"),
+            VCCS("V21", "h2", "h1", w=0.4, act="tanh"),
+            _NonLocalProbe("P", "h3", "h1", w=0.3),
+            Bias("b1", "h1", I=0.2),
+            Output("h3", target=0.1),
+        ]
+    )
     reports = {r.element: r for r in check_locality(circuit)}
     probe = reports["P"]
     assert probe.local is False
@@ -538,6 +558,7 @@ def test_runtime_update_reads_only_own_terminals(examples, case):
 
 # -- 9. the AEP correction is local --------------------------------------------------
 
+
 @pytest.mark.parametrize("case", ["random", "two_neurons", "mixed", "layered-untied"])
 def test_aep_correction_is_sum_of_nonreciprocal_groups(examples, case):
     rng = np.random.default_rng(5)
@@ -565,8 +586,10 @@ def test_aep_correction_is_sum_of_nonreciprocal_groups(examples, case):
     # The learning phase is the free dynamics plus the correction (β = 0).
     np.testing.assert_allclose(phase.f(x), bound.f(x) + corr, rtol=0, atol=1e-13)
 
-    attached = {name: {system.circuit.node_index[n] for lst in nodes for n in lst if n in system.circuit.node_index}
-                for name, _, _, nodes, _, _ in system.circuit.element_groups()}
+    attached = {
+        name: {system.circuit.node_index[n] for lst in nodes for n in lst if n in system.circuit.node_index}
+        for name, _, _, nodes, _, _ in system.circuit.element_groups()
+    }
     total = np.zeros_like(dx)
     n_nonrec = 0
     for group, part in zip(phase.lin0.groups, phase.lin0.parts):
@@ -596,6 +619,7 @@ def test_aep_correction_is_sum_of_nonreciprocal_groups(examples, case):
 
 
 # -- 10. command line ----------------------------------------------------------------
+
 
 def test_cli_gradcheck_json(examples, capsys):
     code = cli.main(["gradcheck", str(examples["two_neurons"]), "--json"])
@@ -641,3 +665,33 @@ def test_cli_bad_netlist(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2
         assert "bad.net:3" in err and "frobnicate" in err, err
+
+
+# -- samples whose phases did not settle ------------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ["aep", "vf", "dyadic"])
+def test_unsettled_samples_are_dropped_from_the_update(algorithm):
+    """drop_unsettled=True: a sample whose free phase did not settle adds nothing; the mean is over the rest."""
+    from learning.algorithms import estimate
+    from simulator import settle
+
+    system = compile_circuit(random_nonreciprocal(0))
+    rng = np.random.default_rng(5)
+    u = rng.uniform(-1, 1, (4, system.n_inputs))
+    y = rng.uniform(-0.5, 0.5, (4, len(system.outputs)))
+    free = settle(system, inputs=u, method="newton", tol=1e-12)
+    assert free.all_converged
+    free.converged[2] = False  # pretend sample 2 never became stationary
+    opts = {"method": "newton", "tol": 1e-12}
+    kwargs = {"target": y, "beta": 1e-3, "settle_options": opts, "bound": system.bind(u)}
+    dropped = estimate(algorithm, system, free=free, drop_unsettled=True, **kwargs)
+    assert dropped.diagnostics["dropped"] == 1
+    keep = [0, 1, 3]
+    sub = settle(system, inputs=u[keep], method="newton", tol=1e-12)
+    kwargs.update(target=y[keep], bound=system.bind(u[keep]))
+    reference = estimate(algorithm, system, free=sub, **kwargs)
+    assert compare(dropped, reference)["rel_error"] < 1e-9
+    kept_all = estimate(
+        algorithm, system, free=free, drop_unsettled=False, **{**kwargs, "target": y, "bound": system.bind(u)}
+    )
+    assert kept_all.diagnostics["dropped"] == 0
+    assert compare(kept_all, reference)["rel_error"] > 1e-3
