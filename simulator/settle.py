@@ -18,11 +18,12 @@ the residual ``‖f(x)‖∞`` (A) is below ``tol``, for every sample of a batch
 
 Failure is never silent: each sample gets a ``reason`` — ``converged``,
 ``max_steps``/``max_time``/``max_iterations``, ``diverged`` (``‖x‖∞`` above
-``divergence``), ``nonfinite``, ``oscillating`` (the residual stops shrinking
-and keeps rising and falling, e.g. a limit cycle), ``unstable`` (Newton found
-a stationary point the circuit would leave) or ``solver_failed``.  The
-``state`` of a sample that did not settle is NaN; the last state reached is
-always in ``final``.
+``divergence``), ``nonfinite``, ``oscillating`` (bounded but the residual
+stops shrinking: a limit cycle, chaos, or an Euler step too large for the
+circuit — then try a smaller ``dt``), ``unstable`` (a stationary point the
+circuit would leave: ``C⁻¹J`` has an eigenvalue with positive real part) or
+``solver_failed``.  The ``state`` of a sample that did not settle is NaN; the
+last state reached is always in ``final``.
 
 ``dynamics`` is anything with ``n``, ``capacitance``, ``dtype`` and ``f(x)``;
 ``linearize(x)`` (returning an object with ``jvp`` and ``dense``) is used
