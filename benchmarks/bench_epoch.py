@@ -115,5 +115,6 @@ def main(argv=None) -> None:
         n = sum(log.calls.values())
         print(f"{model:<12}{algorithm:<10}{seconds:>10.1f}{bare:>13.2f}{seconds / bare:>8.1f}{n:>10}", flush=True)
 
+
 if __name__ == "__main__":
     main()

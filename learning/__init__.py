@@ -25,7 +25,24 @@ from .models import build_model, feedforward, layered, rate
 from .train import TrainConfig, Trainer, train
 
 __all__ = [
-    "ALGORITHMS", "Estimate", "NotApplicable", "TrainConfig", "Trainer", "aep", "build_model", "check_locality",
-    "compare", "dyadic", "ep", "estimate", "feedforward", "finite_difference_gradient", "free_phase", "layered",
-    "rate", "reference_gradient", "train", "vf",
+    "ALGORITHMS",
+    "Estimate",
+    "NotApplicable",
+    "TrainConfig",
+    "Trainer",
+    "aep",
+    "build_model",
+    "check_locality",
+    "compare",
+    "dyadic",
+    "ep",
+    "estimate",
+    "feedforward",
+    "finite_difference_gradient",
+    "free_phase",
+    "layered",
+    "rate",
+    "reference_gradient",
+    "train",
+    "vf",
 ]

@@ -298,7 +298,14 @@ def finite_difference_gradient(
 
 
 def ep(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    system,
+    inputs=None,
+    target=None,
+    beta=1e-3,
+    nudging="symmetric",
+    free=None,
+    settle_options=None,
+    bound=None,
     drop_unsettled=False,
 ) -> Estimate:
     """Equilibrium Propagation (conservative systems only): the contrastive Hebbian rule.
@@ -334,16 +341,18 @@ def ep(
     return Estimate("ep", grads, beta, nudging, diag)
 
 
-def _linear_response(name, make_phase, system, inputs, target, beta, nudging, free, settle_options, bound,
-                     drop_unsettled):
+def _linear_response(
+    name, make_phase, system, inputs, target, beta, nudging, free, settle_options, bound, drop_unsettled
+):
     """VF and AEP: settle the learning phase(s) from ``x₀``, then ``g = −sᵀ ∂f/∂θ(x₀)``."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
     bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
     lin0 = bound.linearize(x0)
     diag = {}
-    states = _nudged_states(lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name,
-                            settled)
+    states = _nudged_states(
+        lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name, settled
+    )
     keep, count = _keep(settled, drop_unsettled, diag)
     s = np.where(keep[:, None], _response(states, x0, beta, nudging), 0)
     grads = linear_response_update(lin0, s, count=count)
@@ -353,29 +362,68 @@ def _linear_response(name, make_phase, system, inputs, target, beta, nudging, fr
 
 
 def vf(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    system,
+    inputs=None,
+    target=None,
+    beta=1e-3,
+    nudging="symmetric",
+    free=None,
+    settle_options=None,
+    bound=None,
     drop_unsettled=False,
 ) -> Estimate:
     """Vector-field EP: EP's nudged phase, update ``−sᵀ ∂f/∂θ(x₀)``; biased when ``A ≠ 0``."""
     return _linear_response(
-        "vf", lambda bd, y, b, x0, lin0: NudgedPhase(bd, y, b),
-        system, inputs, target, beta, nudging, free, settle_options, bound, drop_unsettled,
+        "vf",
+        lambda bd, y, b, x0, lin0: NudgedPhase(bd, y, b),
+        system,
+        inputs,
+        target,
+        beta,
+        nudging,
+        free,
+        settle_options,
+        bound,
+        drop_unsettled,
     )
 
 
 def aep(
-    system, inputs=None, target=None, beta=1e-3, nudging="symmetric", free=None, settle_options=None, bound=None,
+    system,
+    inputs=None,
+    target=None,
+    beta=1e-3,
+    nudging="symmetric",
+    free=None,
+    settle_options=None,
+    bound=None,
     drop_unsettled=False,
 ) -> Estimate:
     """Asymmetric EP: the learning phase adds ``−2A₀(x − x₀)``; exact as β → 0."""
     return _linear_response(
-        "aep", lambda bd, y, b, x0, lin0: AEPPhase(bd, y, b, x0, lin0),
-        system, inputs, target, beta, nudging, free, settle_options, bound, drop_unsettled,
+        "aep",
+        lambda bd, y, b, x0, lin0: AEPPhase(bd, y, b, x0, lin0),
+        system,
+        inputs,
+        target,
+        beta,
+        nudging,
+        free,
+        settle_options,
+        bound,
+        drop_unsettled,
     )
 
 
 def dyadic(
-    system, inputs=None, target=None, beta=1e-3, nudging="one-sided", free=None, settle_options=None, bound=None,
+    system,
+    inputs=None,
+    target=None,
+    beta=1e-3,
+    nudging="one-sided",
+    free=None,
+    settle_options=None,
+    bound=None,
     drop_unsettled=False,
 ) -> Estimate:
     """Dyadic EP: settle the doubled state ``(m, d)``; ``g = −(d*/β)ᵀ ∂f/∂θ(m*)``, exact for every β.

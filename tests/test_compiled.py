@@ -139,9 +139,7 @@ def test_jvp_vjp_match_finite_differences(example):
         e[:, i] = eps
         grad[:, i] = np.sum(w * (bound.f(x + e) - bound.f(x - e)), axis=1) / (2 * eps)
     np.testing.assert_allclose(bound.vjp(x, w), grad, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(
-        np.sum(w * bound.jvp(x, v)), np.sum(bound.vjp(x, w) * v), rtol=1e-12, atol=1e-12
-    )
+    np.testing.assert_allclose(np.sum(w * bound.jvp(x, v)), np.sum(bound.vjp(x, w) * v), rtol=1e-12, atol=1e-12)
 
 
 def _fd_param_vjp(system, x, u, w, eps=1e-6):
@@ -195,15 +193,17 @@ def _layered_values(seed=11):
     rng = np.random.default_rng(seed)
     return {
         "x": rng.uniform(-1, 1, N_X),
-        "Ch": rng.uniform(0.5, 2, N_H), "gh": rng.uniform(0.5, 1.5, N_H),
-        "Co": rng.uniform(0.5, 2, N_O), "go": rng.uniform(0.5, 1.5, N_O),
-        "W1": rng.normal(size=(N_H, N_X)),   # vccs h <- x, tanh
-        "H2": rng.normal(size=(N_O, N_H)),   # halfcoupling o <- h, tanh
-        "K": rng.normal(size=(N_H, N_O)),    # coupling h - o, sigmoid
+        "Ch": rng.uniform(0.5, 2, N_H),
+        "gh": rng.uniform(0.5, 1.5, N_H),
+        "Co": rng.uniform(0.5, 2, N_O),
+        "go": rng.uniform(0.5, 1.5, N_O),
+        "W1": rng.normal(size=(N_H, N_X)),  # vccs h <- x, tanh
+        "H2": rng.normal(size=(N_O, N_H)),  # halfcoupling o <- h, tanh
+        "K": rng.normal(size=(N_H, N_O)),  # coupling h - o, sigmoid
         "R": rng.uniform(0.1, 1, (N_O, N_X)),  # resistor o - x
         "Rho": rng.uniform(0.1, 1, (N_H, N_O)),  # resistor h - o
-        "bh": rng.normal(size=N_H),          # bias on h, linear
-        "bo": rng.normal(size=N_O),          # bias on o, tanh
+        "bh": rng.normal(size=N_H),  # bias on h, linear
+        "bo": rng.normal(size=N_O),  # bias on o, tanh
     }
 
 
@@ -211,16 +211,21 @@ def _layered_arrays(val):
     x = InputLayer("x", N_X, value=val["x"])
     h = Layer("h", N_H, C=val["Ch"], g=val["gh"])
     o = Layer("o", N_O, C=val["Co"], g=val["go"])
-    return Circuit([
-        x, h, o,
-        Dense("W1", VCCS, h, x, w=val["W1"], act="tanh"),
-        Dense("H2", HalfCoupling, o, h, w=val["H2"], act="tanh"),
-        Dense("K", Coupling, h, o, w=val["K"], act="sigmoid"),
-        Dense("R", Resistor, o, x, G=val["R"]),
-        Dense("Rho", "resistor", h, o, G=val["Rho"]),
-        Sparse("bh", Bias, [h], I=val["bh"]),
-        Sparse("bo", Bias, [o], I=val["bo"], act="tanh"),
-    ], name="arrays")
+    return Circuit(
+        [
+            x,
+            h,
+            o,
+            Dense("W1", VCCS, h, x, w=val["W1"], act="tanh"),
+            Dense("H2", HalfCoupling, o, h, w=val["H2"], act="tanh"),
+            Dense("K", Coupling, h, o, w=val["K"], act="sigmoid"),
+            Dense("R", Resistor, o, x, G=val["R"]),
+            Dense("Rho", "resistor", h, o, G=val["Rho"]),
+            Sparse("bh", Bias, [h], I=val["bh"]),
+            Sparse("bo", Bias, [o], I=val["bo"], act="tanh"),
+        ],
+        name="arrays",
+    )
 
 
 def _layered_elements(val):
@@ -361,8 +366,9 @@ def test_float32_close_to_float64():
     g64, g32 = b64.param_vjp(x, w), b32.param_vjp(x, w)
     for key in g64:
         assert g32[key].dtype == np.float32, key
-        np.testing.assert_allclose(g32[key], g64[key], rtol=1e-5, atol=1e-5 * np.max(np.abs(g64[key])) + 1e-7,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            g32[key], g64[key], rtol=1e-5, atol=1e-5 * np.max(np.abs(g64[key])) + 1e-7, err_msg=key
+        )
 
 
 # -- non-reciprocal part ------------------------------------------------------------------
@@ -392,13 +398,16 @@ def test_antisym_of_nonreciprocal_circuit_is_nonzero():
 def test_antisym_exactly_zero_for_reciprocal_elements_only():
     val = _layered_values()
     h, x = Layer("h", N_H, C=val["Ch"], g=val["gh"]), InputLayer("x", N_X, value=val["x"])
-    circuit = Circuit([
-        x, h,
-        Dense("K", Coupling, h, x, w=val["W1"], act="tanh"),
-        Sparse("Khh", Coupling, [["h[0]", "h[1]"], ["h[1]", "h[2]"]], w=[0.4, -0.7], act="sigmoid"),
-        Resistor("R01", "h[0]", "h[2]", G=0.3),
-        Sparse("b", Bias, [h], I=val["bh"], act="tanh"),
-    ])
+    circuit = Circuit(
+        [
+            x,
+            h,
+            Dense("K", Coupling, h, x, w=val["W1"], act="tanh"),
+            Sparse("Khh", Coupling, [["h[0]", "h[1]"], ["h[1]", "h[2]"]], w=[0.4, -0.7], act="sigmoid"),
+            Resistor("R01", "h[0]", "h[2]", G=0.3),
+            Sparse("b", Bias, [h], I=val["bh"], act="tanh"),
+        ]
+    )
     assert circuit.is_conservative
     system = compile_circuit(circuit)
     rng = np.random.default_rng(18)
@@ -426,11 +435,17 @@ def test_nonseparable_dense_block_falls_back_and_agrees():
     rng = np.random.default_rng(19)
     W = rng.normal(size=(N_H, N_O))
     h, o, x = Layer("h", N_H), Layer("o", N_O), InputLayer("x", N_X, value=[0.2, -0.4])
-    arrays = compile_circuit(Circuit([
-        x, h, o,
-        Dense("T", TanhProduct, h, o, w=W),
-        Dense("Tx", TanhProduct, o, x, w=W[:N_O, :N_X]),
-    ]))
+    arrays = compile_circuit(
+        Circuit(
+            [
+                x,
+                h,
+                o,
+                Dense("T", TanhProduct, h, o, w=W),
+                Dense("Tx", TanhProduct, o, x, w=W[:N_O, :N_X]),
+            ]
+        )
+    )
     assert {g.name: g.form for g in arrays.groups}["T"] == "edge"
     items = [x, h, o]
     for i in range(N_H):
@@ -471,9 +486,12 @@ def test_dense_block_with_mixed_free_and_clamped_rows_falls_back():
     items = [Input("x0", 0.3), FreeNode("a"), FreeNode("b")]
     arrays = compile_circuit(Circuit(items + [Dense("D", VCCS, ["a", "x0"], ["a", "b"], w=W, act="tanh")]))
     rows, cols = ["a", "x0"], ["a", "b"]
-    elements = compile_circuit(Circuit(items + [
-        VCCS(f"D{i}{j}", r, c, w=W[i, j], act="tanh") for i, r in enumerate(rows) for j, c in enumerate(cols)
-    ]))
+    elements = compile_circuit(
+        Circuit(
+            items
+            + [VCCS(f"D{i}{j}", r, c, w=W[i, j], act="tanh") for i, r in enumerate(rows) for j, c in enumerate(cols)]
+        )
+    )
     xs = rng.normal(size=(3, 2))
     np.testing.assert_allclose(arrays.f(xs), elements.f(xs), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(arrays.jacobian(xs), elements.jacobian(xs), rtol=1e-12, atol=1e-12)
@@ -555,11 +573,16 @@ def test_bad_dtype():
 
 def test_stale_linearization_raises():
     h, x = Layer("h", 2), InputLayer("x", 2, value=[0.3, -0.5])
-    system = compile_circuit(Circuit([
-        x, h,
-        Dense("W", VCCS, h, h, w=[[0.1, 0.2], [0.3, 0.4]], act="tanh"),
-        VCCS("V", "h[0]", "h[1]", w=0.5, act="tanh"),
-    ]))
+    system = compile_circuit(
+        Circuit(
+            [
+                x,
+                h,
+                Dense("W", VCCS, h, h, w=[[0.1, 0.2], [0.3, 0.4]], act="tanh"),
+                VCCS("V", "h[0]", "h[1]", w=0.5, act="tanh"),
+            ]
+        )
+    )
     xs = np.array([[0.5, -0.2]])
     lin = system.bind().linearize(xs)
     system.set_params({"W.w": np.array([[1.0, 2.0], [3.0, 4.0]]), "V.w": 2.0})

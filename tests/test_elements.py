@@ -147,7 +147,13 @@ def test_circuit_reciprocal_map():
         ]
     )
     assert circuit.reciprocal == {
-        "a": True, "b": True, "R": True, "K": True, "B": True, "W": False, "H": False,
+        "a": True,
+        "b": True,
+        "R": True,
+        "K": True,
+        "B": True,
+        "W": False,
+        "H": False,
     }
     assert circuit.nonreciprocal_elements == ["W", "H"]
     assert circuit.is_conservative is False
@@ -518,7 +524,6 @@ def test_bad_array_entry_index_is_printed_plainly():
 # -- singular circuits warn -------------------------------------------------------------------------------------------
 
 
-
 def test_floating_pair_joined_by_a_resistor_warns():
     with pytest.warns(CircuitWarning) as record:
         Circuit([FreeNode("a", g=0.0), FreeNode("b", g=0.0), Resistor("R", "a", "b", G=1.0)])
@@ -541,8 +546,13 @@ def test_floating_layer_warns():
 def test_grounded_circuits_do_not_warn(recwarn):
     # g = 0 nodes tied to a clamped input through resistors have a path to ground.
     Circuit(
-        [Input("vin", 1.0), FreeNode("n1", g=0.0), FreeNode("n2", g=0.0),
-         Resistor("R1", "vin", "n1", G=1.0), Resistor("R2", "n1", "n2", G=1.0)]
+        [
+            Input("vin", 1.0),
+            FreeNode("n1", g=0.0),
+            FreeNode("n2", g=0.0),
+            Resistor("R1", "vin", "n1", G=1.0),
+            Resistor("R2", "n1", "n2", G=1.0),
+        ]
     )
     Circuit([FreeNode("a", g=1.0), FreeNode("b", g=0.0), Resistor("R", "a", "b", G=1.0)])
     h, x = Layer("h", 2), InputLayer("x", 2)

@@ -294,7 +294,13 @@ def test_to_dict_of_two_neurons():
     json.dumps(d)  # JSON-ready
     assert d["nodes"] == ["h1", "h2"]
     assert d["reciprocal"] == {
-        "h1": True, "h2": True, "U1": False, "W21": False, "K12": True, "b1": True, "b2": True,
+        "h1": True,
+        "h2": True,
+        "U1": False,
+        "W21": False,
+        "K12": True,
+        "b1": True,
+        "b2": True,
     }
     assert d["nonreciprocal_elements"] == ["U1", "W21"]
     assert d["conservative"] is False

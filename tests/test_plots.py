@@ -169,11 +169,18 @@ def test_phase_portrait_field_without_result(two, tmp_path):
 
 
 def test_phase_portrait_of_limit_cycle(tmp_path):
-    system = compile_circuit(Circuit([
-        FreeNode("a"), FreeNode("b"),
-        VCCS("Saa", "a", "a", w=2, act="tanh"), VCCS("Sbb", "b", "b", w=2, act="tanh"),
-        VCCS("Wab", "a", "b", w=-4, act="tanh"), VCCS("Wba", "b", "a", w=4, act="tanh"),
-    ]))
+    system = compile_circuit(
+        Circuit(
+            [
+                FreeNode("a"),
+                FreeNode("b"),
+                VCCS("Saa", "a", "a", w=2, act="tanh"),
+                VCCS("Sbb", "b", "b", w=2, act="tanh"),
+                VCCS("Wab", "a", "b", w=-4, act="tanh"),
+                VCCS("Wba", "b", "a", w=4, act="tanh"),
+            ]
+        )
+    )
     result = settle(system, np.array([0.1, 0.0]), method="relax", record=True, max_steps=2000)
     assert result.reason[0] == "oscillating"
     fig = plot_phase_portrait(system, result, kind="quiver", path=tmp_path / "cycle.png")

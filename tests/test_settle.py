@@ -38,11 +38,19 @@ def settled(example):
 def _limit_cycle():
     """a, b with C = g = 1, self-excitation 2·tanh and a ±4·tanh rotation: a stable limit cycle
     around an unstable focus at the origin (eigenvalues of J there: 1 ± 4i)."""
-    return compile_circuit(Circuit([
-        FreeNode("a", C=1, g=1), FreeNode("b", C=1, g=1),
-        VCCS("Saa", "a", "a", w=2, act="tanh"), VCCS("Sbb", "b", "b", w=2, act="tanh"),
-        VCCS("Wab", "a", "b", w=-4, act="tanh"), VCCS("Wba", "b", "a", w=4, act="tanh"),
-    ], name="limit_cycle"))
+    return compile_circuit(
+        Circuit(
+            [
+                FreeNode("a", C=1, g=1),
+                FreeNode("b", C=1, g=1),
+                VCCS("Saa", "a", "a", w=2, act="tanh"),
+                VCCS("Sbb", "b", "b", w=2, act="tanh"),
+                VCCS("Wab", "a", "b", w=-4, act="tanh"),
+                VCCS("Wba", "b", "a", w=4, act="tanh"),
+            ],
+            name="limit_cycle",
+        )
+    )
 
 
 def _diverging():
@@ -85,8 +93,13 @@ def _reference_integration(circuit, t_end):
     F = sp.lambdify([eq.states], list(rate), modules="numpy")
     J = sp.lambdify([eq.states], rate.jacobian(eq.states), modules="numpy")
     sol = scipy.integrate.solve_ivp(
-        lambda t, y: np.asarray(F(y), dtype=float), (0.0, t_end), np.zeros(len(eq.nodes)),
-        method="Radau", rtol=1e-12, atol=1e-14, jac=lambda t, y: np.asarray(J(y), dtype=float),
+        lambda t, y: np.asarray(F(y), dtype=float),
+        (0.0, t_end),
+        np.zeros(len(eq.nodes)),
+        method="Radau",
+        rtol=1e-12,
+        atol=1e-14,
+        jac=lambda t, y: np.asarray(J(y), dtype=float),
     )
     assert sol.success, sol.message
     return sol.y[:, -1]
@@ -156,10 +169,16 @@ def test_every_ode_method_converges(two_neurons, ode_method):
 
 def _stiff(c_fast):
     """A fast node (time constant ``c_fast`` s) coupled both ways to a slow one (1 s)."""
-    return compile_circuit(Circuit([
-        FreeNode("fast", C=c_fast, g=1), FreeNode("slow", C=1, g=1),
-        VCCS("d", "fast", "slow", w=0.5, act="tanh"), VCCS("e", "slow", "fast", w=0.3, act="tanh"),
-    ]))
+    return compile_circuit(
+        Circuit(
+            [
+                FreeNode("fast", C=c_fast, g=1),
+                FreeNode("slow", C=1, g=1),
+                VCCS("d", "fast", "slow", w=0.5, act="tanh"),
+                VCCS("e", "slow", "fast", w=0.3, act="tanh"),
+            ]
+        )
+    )
 
 
 @pytest.mark.parametrize("ode_method", ["BDF", "Radau", "LSODA"])

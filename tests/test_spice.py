@@ -119,31 +119,41 @@ def random_network(n: int = 10, n_in: int = 3, seed: int = 0, gain: float = 0.8)
     U = rng.normal(size=(n, n_in))
     C = rng.uniform(0.5, 2.0, n)
     x, h = InputLayer("x", n_in, value=rng.uniform(-1, 1, n_in)), Layer("h", n, C=C, g=1.0)
-    return Circuit([
-        x, h,
-        Dense("W", "vccs", h, h, w=W, act="tanh"),
-        Dense("U", "vccs", h, x, w=U, act="tanh"),
-        *[Bias(f"b{i}", f"h[{i}]", I=float(b)) for i, b in enumerate(rng.normal(scale=0.2, size=n))],
-        Output("h", target=rng.uniform(-0.5, 0.5, n)),
-    ], name=f"random{n}")
+    return Circuit(
+        [
+            x,
+            h,
+            Dense("W", "vccs", h, h, w=W, act="tanh"),
+            Dense("U", "vccs", h, x, w=U, act="tanh"),
+            *[Bias(f"b{i}", f"h[{i}]", I=float(b)) for i, b in enumerate(rng.normal(scale=0.2, size=n))],
+            Output("h", target=rng.uniform(-0.5, 0.5, n)),
+        ],
+        name=f"random{n}",
+    )
 
 
 def every_law() -> Circuit:
     """Every built-in law, several transfer functions (Piecewise included), and a user element."""
-    return Circuit([
-        Input("u", 0.7), Input("Vref", -0.2),
-        FreeNode("A", C=1, g=1), FreeNode("b.1", C=2, g=0.5), FreeNode("c[0]", C=1, g=0.0),
-        FreeNode("d", C=0.5, g=2),
-        VCCS("Wau", "A", "u", w=0.9, act="sigmoid"),
-        VCCS("Wba", "b.1", "A", w=-0.7, act="hardsigmoid"),
-        HalfCoupling("Hcb", "c[0]", "b.1", w=0.4, act="tanh"),
-        Resistor("Rc", "c[0]", "Vref", G=0.8),
-        Resistor("R0", "A", "d", G=0.0),
-        Bias("Bd", "d", I=0.3, act="tanh"),
-        _Diode("D1", "d", "c[0]", Is=2e-3, Vt=0.4),
-        VCCS("Wdd", "d", "d", w=0.5, act="linear"),
-        Output("d", target=0.1),
-    ], name="every_law")
+    return Circuit(
+        [
+            Input("u", 0.7),
+            Input("Vref", -0.2),
+            FreeNode("A", C=1, g=1),
+            FreeNode("b.1", C=2, g=0.5),
+            FreeNode("c[0]", C=1, g=0.0),
+            FreeNode("d", C=0.5, g=2),
+            VCCS("Wau", "A", "u", w=0.9, act="sigmoid"),
+            VCCS("Wba", "b.1", "A", w=-0.7, act="hardsigmoid"),
+            HalfCoupling("Hcb", "c[0]", "b.1", w=0.4, act="tanh"),
+            Resistor("Rc", "c[0]", "Vref", G=0.8),
+            Resistor("R0", "A", "d", G=0.0),
+            Bias("Bd", "d", I=0.3, act="tanh"),
+            _Diode("D1", "d", "c[0]", Is=2e-3, Vt=0.4),
+            VCCS("Wdd", "d", "d", w=0.5, act="linear"),
+            Output("d", target=0.1),
+        ],
+        name="every_law",
+    )
 
 
 # -- node names -----------------------------------------------------------------------------
@@ -204,7 +214,7 @@ def test_printer():
     assert spice_expression(1 / sp.sqrt(a + b), m) == "(1/sqrt(V(a) + V(b)))"
     assert spice_expression(sp.exp(2 * a) / a + sp.Heaviside(b), m) == "u(V(b)) + exp(2*V(a))/V(a)"
     assert spice_expression(sp.sqrt(a), m) == "sqrt(V(a))"
-    assert spice_expression(a**sp.Rational(3, 2), m) == "pow(V(a), 1.5)"
+    assert spice_expression(a ** sp.Rational(3, 2), m) == "pow(V(a), 1.5)"
     assert spice_expression(sp.Max(a, b, 0), m).count("max(") == 2
     assert spice_expression(sp.log(a) + sp.Abs(b) + sp.sign(a), m) == "ln(V(a)) + abs(V(b)) + sgn(V(a))"
     assert spice_expression(sp.Rational(1, 3) * a, m) == "V(a)/3"
@@ -431,10 +441,21 @@ def test_cli_prints_deck(capsys):
 
 def test_cli_writes_file_and_json(tmp_path, capsys):
     path = tmp_path / "ff_aep.cir"
-    args = _parser().parse_args([
-        "export-spice", str(EXAMPLES / "feedforward.net"), "-o", str(path), "--phase", "aep",
-        "--beta", "0.2", "--tran", "5", "--json",
-    ])
+    args = _parser().parse_args(
+        [
+            "export-spice",
+            str(EXAMPLES / "feedforward.net"),
+            "-o",
+            str(path),
+            "--phase",
+            "aep",
+            "--beta",
+            "0.2",
+            "--tran",
+            "5",
+            "--json",
+        ]
+    )
     assert cmd_export_spice(args) == 0
     out = json.loads(capsys.readouterr().out)
     text = path.read_text()
@@ -445,8 +466,9 @@ def test_cli_writes_file_and_json(tmp_path, capsys):
 
 @needs_ngspice
 def test_cli_run(capsys):
-    args = _parser().parse_args(["export-spice", str(EXAMPLES / "two_neurons.net"), "--phase", "nudged",
-                                 "--beta", "0.5", "--run", "--json"])
+    args = _parser().parse_args(
+        ["export-spice", str(EXAMPLES / "two_neurons.net"), "--phase", "nudged", "--beta", "0.5", "--run", "--json"]
+    )
     assert cmd_export_spice(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ngspice"]["max_abs_diff"] < 1e-6 and out["ngspice"]["aeplab_converged"]
