@@ -106,7 +106,7 @@ def cmd_settle(args) -> int:
     x0 = None
     if args.x0 is not None:
         x0 = np.array([float(v) for v in args.x0.split(",")])
-    res = settle(system, x0, method=args.method, tol=args.tol, record=bool(args.plot), dt=args.dt)
+    res = settle(system, x0, method=args.method, tol=args.tol, record=bool(args.plot), dt=args.dt, scheme=args.scheme)
     out = {
         "circuit": circuit.name,
         "method": res.method,
@@ -264,7 +264,9 @@ def cmd_train(args) -> int:
         args.dataset, args.data_dir, train_size=args.train_size, test_size=args.test_size, seed=args.seed
     )
     overrides = {
-        k: getattr(args, k) for k in ("act", "cost", "dt", "free_steps", "nudge_steps") if getattr(args, k) is not None
+        k: getattr(args, k)
+        for k in ("act", "cost", "scheme", "dt", "free_steps", "nudge_steps")
+        if getattr(args, k) is not None
     }
     if args.lr is not None:
         overrides["lr"] = {"default": args.lr}
@@ -327,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("netlist")
     p.add_argument("--method", choices=("ode", "relax", "newton"), default="ode")
     p.add_argument("--tol", type=float, default=1e-8, help="residual tolerance ‖f‖∞ in A (default 1e-8)")
-    p.add_argument("--dt", type=float, default=None, help="Euler step in s for --method relax")
+    p.add_argument("--dt", type=float, default=None, help="step in s for --method relax")
+    p.add_argument("--scheme", choices=("euler", "rk4"), default="euler", help="scheme for --method relax")
     p.add_argument("--x0", default=None, help="start state, comma-separated volts (default zeros)")
     p.add_argument("--plot", default=None, metavar="FILE", help="save voltages and residual vs time")
     p.add_argument("--json", action="store_true")
@@ -364,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--act", default=None, help="transfer function (default per model)")
     p.add_argument("--cost", choices=("squared_error", "cross_entropy"), default=None)
-    p.add_argument("--dt", type=float, default=None, help="Euler step of the relaxation in s")
+    p.add_argument("--scheme", choices=("euler", "rk4"), default=None, help="relaxation scheme (default per model)")
+    p.add_argument("--dt", type=float, default=None, help="relaxation step in s (default per model)")
     p.add_argument("--free-steps", type=int, default=None)
     p.add_argument("--nudge-steps", type=int, default=None)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")

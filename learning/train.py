@@ -2,8 +2,8 @@
 
 One training step on a minibatch ``(u, y)``:
 
-1. bind the inputs and settle the free phase (``relax``, fixed step ``dt``,
-   at most ``free_steps`` steps or until ``‖f‖∞ < tol``) → ``x₀``;
+1. bind the inputs and settle the free phase (``relax``: fixed steps ``dt``
+   of the ``scheme`` (Euler or RK4), at most ``free_steps`` steps or until ``‖f‖∞ < tol``) → ``x₀``;
 2. run the algorithm's learning phase(s) from ``x₀`` (``nudge_steps``);
 3. every element group computes its own update from its own terminals
    (:mod:`learning.local`) and :class:`~learning.optim.SGD` applies it.
@@ -33,6 +33,7 @@ import numpy as np
 
 from circuits import atomic_open, atomic_write
 from simulator import compile_circuit, settle
+from simulator.settle import SCHEMES
 
 from .algorithms import ALGORITHMS, NotApplicable
 from .datasets import Dataset, one_hot
@@ -44,13 +45,13 @@ __all__ = ["MODEL_DEFAULTS", "TrainConfig", "Trainer", "train"]
 
 # Per-model defaults (see the README's notes on the MNIST experiment):
 # layered — ρ = isru keeps each node's stationary stiffness within 4 /s (see
-#   circuits/transfer.py), so Euler steps of 0.4 s are stable (0.5 s sits on
-#   the stability limit: once trained outputs saturate, relaxation starts to
-#   oscillate and the updates blow up); generous step budgets, because trained
-#   networks relax through damped oscillations (Re λ ≈ −0.8, Im λ ≈ 1.4 /s) that
-#   explicit Euler follows slowly; phases stop as soon as ‖f‖∞ < tol anyway;
-#   squared error on one-hot targets (cross-entropy drives the outputs, and the
-#   h↔o feedback gain, without bound);
+#   circuits/transfer.py); RK4 steps of 0.5 s, because trained untied networks
+#   relax through damped oscillations whose eigenvalues of C⁻¹J drift to about
+#   −1.2 ± 3.4i /s, where explicit Euler needs dt < 2|Re λ|/|λ|² ≈ 0.17 s (with
+#   Euler at 0.4 s the free phase stopped settling at epoch 11 and AEP's
+#   training collapsed; the continuous dynamics, integrated by ode or RK4,
+#   settles fine); squared error on one-hot targets (cross-entropy drives the
+#   outputs, and the h↔o feedback gain, without bound);
 # feedforward and rate — tanh, softmax cross-entropy on the output voltages;
 #   with C = g = 1 an Euler step of 1 s solves each layer's leak exactly (the
 #   rate network's h↔o feedback has slow modes: it gets larger step budgets).
@@ -59,14 +60,16 @@ MODEL_DEFAULTS = {
         "act": "isru",
         "cost": "squared_error",
         "lr": lambda: {"default": 0.05},
-        "dt": 0.4,
-        "free_steps": 200,
-        "nudge_steps": 100,
+        "scheme": "rk4",
+        "dt": 0.5,
+        "free_steps": 60,
+        "nudge_steps": 30,
     },
     "feedforward": {
         "act": "tanh",
         "cost": "cross_entropy",
         "lr": lambda: {"default": 0.1},
+        "scheme": "euler",
         "dt": 1.0,
         "free_steps": 10,
         "nudge_steps": 10,
@@ -75,6 +78,7 @@ MODEL_DEFAULTS = {
         "act": "tanh",
         "cost": "cross_entropy",
         "lr": lambda: {"default": 0.05},
+        "scheme": "euler",
         "dt": 1.0,
         "free_steps": 150,
         "nudge_steps": 75,
@@ -106,10 +110,13 @@ class TrainConfig:
         Learning rate per element (``"W1"``, ``"b_h1"``, …) or ``"default"``
         (default per model).
     momentum : float
+    scheme : {"euler", "rk4"}
+        Integration scheme of the ``relax`` settling (default per model).
     dt : float
-        Euler step (s) of the ``relax`` settling (default per model).
+        Step (s) of the ``relax`` settling (default per model).
     free_steps, nudge_steps : int
-        Step budgets of the free and learning phases (default per model).
+        Step budgets of the free and learning phases (default per model; an
+        RK4 step evaluates the currents four times).
     tol : float
         Residual (A) at which a phase stops early.
     init_gain : float
@@ -131,6 +138,7 @@ class TrainConfig:
     seed: int = 0
     lr: dict | None = None
     momentum: float = 0.9
+    scheme: str | None = None
     dt: float | None = None
     free_steps: int | None = None
     nudge_steps: int | None = None
@@ -149,6 +157,8 @@ class TrainConfig:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         if self.nudging not in ("symmetric", "one-sided"):
             raise ValueError(f"nudging must be 'symmetric' or 'one-sided', got {self.nudging!r}")
         for name in ("epochs", "batch_size", "free_steps", "nudge_steps", "eval_batch"):
@@ -216,8 +226,9 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch = 0
         self.n_classes = sizes[-1]
-        self.free_options = {"method": "relax", "dt": config.dt, "max_steps": config.free_steps, "tol": config.tol}
-        self.nudge_options = {"method": "relax", "dt": config.dt, "max_steps": config.nudge_steps, "tol": config.tol}
+        relax = {"method": "relax", "scheme": config.scheme, "dt": config.dt, "tol": config.tol}
+        self.free_options = {**relax, "max_steps": config.free_steps}
+        self.nudge_options = {**relax, "max_steps": config.nudge_steps}
 
     # -- one minibatch ---------------------------------------------------------------
     def step(self, u: np.ndarray, labels: np.ndarray) -> dict:

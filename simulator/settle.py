@@ -8,8 +8,13 @@ the residual ``‖f(x)‖∞`` (A) is below ``tol``, for every sample of a batch
     Jacobian for small circuits), run until the residual falls below ``tol``:
     the faithful emulation of the hardware.
 ``"relax"``
-    Fixed-step explicit Euler ``x ← x + dt C⁻¹ f(x)``: a clocked emulator, and
-    the fast path for training.
+    Fixed-step explicit integration: a clocked emulator, and the fast path
+    for training.  ``scheme="euler"`` steps ``x ← x + dt C⁻¹ f(x)``;
+    ``scheme="rk4"`` takes classical Runge–Kutta steps (four evaluations of
+    ``f`` each), whose stability region reaches the imaginary axis: circuits
+    with strongly non-reciprocal couplings relax through damped oscillations
+    (eigenvalues ``λ = −a ± ib`` of ``C⁻¹J`` with ``b ≫ a``) that Euler only
+    follows with ``dt < 2a/|λ|²``.
 ``"newton"``
     Damped Newton iteration (dense solves for small circuits, GMRES on
     ``jvp`` for large ones).  It finds stationary points whatever their
@@ -42,10 +47,11 @@ import scipy.sparse.linalg
 
 from .compiled import CompiledSystem
 
-__all__ = ["METHODS", "SettleResult", "Trajectory", "settle", "time_scale"]
+__all__ = ["METHODS", "SCHEMES", "SettleResult", "Trajectory", "settle", "time_scale"]
 
 METHODS = ("ode", "relax", "newton")
 ODE_METHODS = ("RK45", "RK23", "DOP853", "LSODA", "BDF", "Radau")
+SCHEMES = ("euler", "rk4")
 DENSE_LIMIT = 64  # circuits up to this many nodes use dense Jacobians and eigenvalues
 
 
@@ -184,8 +190,11 @@ def _spectral_radius(dyn, x) -> float:
     return float(r) if np.isfinite(r) and r > 0 else 1.0
 
 
-def _stable_dt(dyn, x) -> float:
-    """Half the largest stable Euler step at ``x``."""
+def _stable_dt(dyn, x, scheme: str = "euler") -> float:
+    """A stable step at ``x``: half the largest stable Euler step, or ``1/ρ(C⁻¹J)``
+    for RK4 (the disc ``|dt λ| ≤ 1`` in the left half-plane lies inside its region)."""
+    if scheme == "rk4":
+        return 1.0 / _spectral_radius(dyn, x)
     invC = 1.0 / np.asarray(dyn.capacitance, dtype=float)
     if dyn.n <= DENSE_LIMIT:
         J = _linearize(dyn, x).dense() * invC[None, :, None]
@@ -262,6 +271,7 @@ def settle(
     tol: float = 1e-8,
     inputs: np.ndarray | None = None,
     dt: float | None = None,
+    scheme: str = "euler",
     max_steps: int = 100_000,
     t_max: float | None = None,
     ode_method: str = "RK45",
@@ -287,10 +297,12 @@ def settle(
     inputs
         Clamped inputs (V) when ``dynamics`` is a compiled system.
     dt
-        Euler step (s) for ``relax``; default half the largest stable step of
-        the linearisation at ``x0``.
+        Step (s) for ``relax``; default: for Euler half the largest stable
+        step of the linearisation at ``x0``, for RK4 ``1/ρ(C⁻¹J)``.
+    scheme
+        ``relax`` integration scheme: ``"euler"`` or ``"rk4"``.
     max_steps
-        Step limit for ``relax``.
+        Step limit for ``relax`` (an RK4 step evaluates ``f`` four times).
     t_max
         Time limit (s) for ``ode``; default ``1e4`` fastest time constants.
     ode_method
@@ -313,6 +325,8 @@ def settle(
     """
     if method not in METHODS:
         raise ValueError(f"unknown settling method {method!r}; valid: {', '.join(METHODS)}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown relax scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number (A), got {tol!r}")
     dyn = _as_dynamics(dynamics, inputs)
@@ -327,7 +341,7 @@ def settle(
         if _batch(dyn) > len(x):
             x = np.repeat(x, _batch(dyn), axis=0)
     if method == "relax":
-        result = _relax(dyn, x, tol, dt, max_steps, divergence, record)
+        result = _relax(dyn, x, tol, dt, scheme, max_steps, divergence, record)
     elif method == "ode":
         if ode_method not in ODE_METHODS:
             raise ValueError(f"unknown ode_method {ode_method!r}; valid: {', '.join(ODE_METHODS)}")
@@ -366,9 +380,9 @@ def _finish(method, x, F, tol, reason, steps, time, divergence, traj=None, **kw)
     )
 
 
-def _relax(dyn, x, tol, dt, max_steps, divergence, record) -> SettleResult:
+def _relax(dyn, x, tol, dt, scheme, max_steps, divergence, record) -> SettleResult:
     if dt is None:
-        dt = _stable_dt(dyn, x)
+        dt = _stable_dt(dyn, x, scheme)
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
     scale = (dt / np.asarray(dyn.capacitance, dtype=float)).astype(dyn.dtype)
@@ -402,7 +416,14 @@ def _relax(dyn, x, tol, dt, max_steps, divergence, record) -> SettleResult:
                 osc = monitor.update(hist, tol) & ~flagged & (res >= tol)
                 oscillating |= osc
                 flagged |= osc
-            np.multiply(F, scale, out=F)
+            if scheme == "rk4":
+                k1 = F * scale
+                k2 = dyn.f(x + 0.5 * k1) * scale
+                k3 = dyn.f(x + 0.5 * k2) * scale
+                k4 = dyn.f(x + k3) * scale
+                F = (k1 + 2 * k2 + 2 * k3 + k4) / 6
+            else:
+                np.multiply(F, scale, out=F)
             if flagged.any():
                 F[flagged] = 0
             x += F
@@ -414,6 +435,7 @@ def _relax(dyn, x, tol, dt, max_steps, divergence, record) -> SettleResult:
     traj = Trajectory(np.array(rec_t), np.array(rec_x), np.array(rec_r)) if record else None
     out = _finish("relax", x, F, tol, reason, step, step * dt, divergence, traj)
     out.extra["dt"] = dt
+    out.extra["scheme"] = scheme
     return out
 
 

@@ -301,10 +301,51 @@ def test_mixed_batch_reasons():
     assert np.isnan(result.state).all()
 
 
+def test_rk4_relax_agrees_with_newton(example, settled):
+    _, system = example
+    result = settle(system, method="relax", scheme="rk4", tol=1e-12)
+    assert result.all_converged, result.message
+    assert result.extra["scheme"] == "rk4"
+    np.testing.assert_allclose(result.state, settled["newton"].state, rtol=0, atol=1e-8)
+
+
+def _damped_rotation():
+    """a, b with C = g = 1 and a ±3 S linear rotation: J = [[−1, 3], [−3, −1]],
+    eigenvalues −1 ± 3i — stable, but explicit Euler needs dt < 2·1/10 = 0.2 s."""
+    return compile_circuit(
+        Circuit(
+            [
+                FreeNode("a", C=1, g=1),
+                FreeNode("b", C=1, g=1),
+                VCCS("Wab", "a", "b", w=3, act="linear"),
+                VCCS("Wba", "b", "a", w=-3, act="linear"),
+            ],
+            name="damped_rotation",
+        )
+    )
+
+
+def test_rk4_follows_damped_oscillations_that_euler_cannot():
+    system = _damped_rotation()
+    x0 = np.array([1.0, -1.0])
+    euler = settle(system, x0, method="relax", dt=0.4, max_steps=2000, tol=1e-10)
+    assert not euler.all_converged and euler.reason[0] in ("diverged", "oscillating", "nonfinite"), euler.message
+    rk4 = settle(system, x0, method="relax", scheme="rk4", dt=0.4, max_steps=2000, tol=1e-10)
+    assert rk4.all_converged, rk4.message
+    np.testing.assert_allclose(rk4.state, 0.0, atol=1e-9)  # the only stationary point: J is invertible
+    default = settle(system, x0, method="relax", scheme="rk4", tol=1e-10)  # dt from the spectral radius
+    assert default.all_converged and default.extra["dt"] <= 1 / np.sqrt(10) + 1e-9
+
+
 # -- bad arguments ----------------------------------------------------------------------------------
 def test_unknown_method(two_neurons):
     with pytest.raises(ValueError, match="unknown settling method 'euler'; valid: ode, relax, newton"):
         settle(two_neurons, method="euler")
+
+
+def test_unknown_relax_scheme(two_neurons):
+    with pytest.raises(ValueError, match="unknown relax scheme 'midpoint'; valid: euler, rk4"):
+        settle(two_neurons, method="relax", scheme="midpoint")
 
 
 def test_unknown_ode_method(two_neurons):

@@ -214,6 +214,7 @@ def test_layered_784_500_10_aep_beats_vf_and_matches_ep(mnist20000):
         ({"dtype": "int32"}, "dtype"),
         ({"hidden": []}, "hidden"),
         ({"nudging": "sideways"}, "nudging"),
+        ({"scheme": "midpoint"}, "scheme"),
     ],
 )
 def test_train_config_validation(kwargs, match):
