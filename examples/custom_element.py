@@ -3,6 +3,13 @@
 Run:  python examples/custom_element.py
 """
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder leads sys.path, and its netlist folder circuits/ would
+# then shadow the circuits package (an editable install resolves packages last).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import sympy as sp
 
 from circuits import Circuit, Element, FreeNode, Input, Output, Parameter, Resistor, node_voltage

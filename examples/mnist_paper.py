@@ -25,6 +25,10 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+# Run as a script, this folder leads sys.path, and its netlist folder circuits/ would
+# then shadow the circuits package (an editable install resolves packages last).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 RUNS = [
     ("layered", "ep"),
     ("layered", "vf"),
