@@ -11,7 +11,9 @@ Test accuracy after 1 epoch (mean ± std over ``--seeds`` seeds) and after
 ``--epochs`` epochs (over the first ``--long-seeds`` seeds).  Writes
 ``results.md``, ``results.json`` and ``accuracy.png`` to ``--out``.  Every
 run checkpoints after each epoch into its own folder, and a rerun resumes
-unfinished runs and skips finished ones, so the script can be interrupted.
+unfinished runs and skips finished ones, so the script can be interrupted;
+``--report`` writes the table from the epochs finished so far (long runs
+still under way are shown at the last epoch they all reached).
 
     python examples/mnist_paper.py --data-dir PATH/TO/MNIST --seeds 10 --long-seeds 3 --epochs 20 --jobs 2
 """
@@ -84,25 +86,32 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
         if not runs:
             continue
         one = [r["history"][0]["test_accuracy"] for r in runs]
-        long = [r["history"][epochs - 1]["test_accuracy"] for r in runs if len(r["history"]) >= epochs]
+        # Long runs still under way (see --report) are shown at the last epoch they all reached.
+        long_runs = [r for r in runs if r["config"]["epochs"] >= epochs]
+        reached = min((len(r["history"]) for r in long_runs), default=0)
+        reached = min(reached, epochs)
+        long = [r["history"][reached - 1]["test_accuracy"] for r in long_runs]
         secs = [h["seconds"] for r in runs for h in r["history"]]
         label = f"{model} {algorithm.upper()}"
         table[label] = {
             "model": model,
             "algorithm": algorithm,
             "epoch1": _stats(one),
-            f"epoch{epochs}": _stats(long) if long else None,
+            f"epoch{epochs}": _stats(long) if long and reached == epochs else None,
+            "long": {"epoch": reached, **_stats(long)} if long else None,
             "seconds_per_epoch": sum(secs) / len(secs),
         }
-        curves[label] = [r["history"] for r in runs if len(r["history"]) >= epochs]
+        curves[label] = [r["history"][:reached] for r in long_runs]
     lines = [
         f"| network | algorithm | test acc. after 1 epoch (%) | test acc. after {epochs} epochs (%) | s/epoch |",
         "|---|---|---|---|---|",
     ]
     for row in table.values():
         e1 = row["epoch1"]
-        eL = row[f"epoch{epochs}"]
+        eL = row["long"]
         long = f"{eL['mean']:.2f} ± {eL['std']:.2f} (n={eL['n']})" if eL else "—"
+        if eL and eL["epoch"] < epochs:
+            long += f", at epoch {eL['epoch']}: unfinished"
         lines.append(
             f"| {row['model']} | {row['algorithm'].upper()} | {e1['mean']:.2f} ± {e1['std']:.2f} "
             f"(n={e1['n']}) | {long} | {row['seconds_per_epoch']:.0f} |"
@@ -128,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", default=None, help="runs to do, e.g. layered:aep feedforward:vf")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one BLAS thread each)")
     parser.add_argument("--out", default="runs/paper")
+    parser.add_argument("--report", action="store_true", help="train nothing: summarise the runs found in --out so far")
     args = parser.parse_args(argv)
     if args.long_seeds > args.seeds:
         parser.error("--long-seeds cannot exceed --seeds")
@@ -152,7 +162,13 @@ def main(argv=None) -> int:
             )
     # Long runs first, so that the slowest work starts early.
     jobs.sort(key=lambda j: (-j["epochs"], j["seed"]))
-    if args.jobs > 1:
+    if args.report:
+        found = [Path(j["out"]) / "results.json" for j in jobs]
+        results = [json.loads(p.read_text()) for p in found if p.exists()]
+        results = [r for r in results if r["history"]]
+        if not results:
+            parser.error(f"no finished epoch under {str(out)!r} yet")
+    elif args.jobs > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -289,3 +289,20 @@ def test_paper_script_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "done " not in again.stdout
     assert json.loads((tmp_path / "results.json").read_text()) == table
+
+    # --report trains nothing; with a long run cut short, it shows the epoch that run reached.
+    report = subprocess.run([*argv, "--report"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0 and "done " not in report.stdout
+    assert json.loads((tmp_path / "results.json").read_text()) == table
+    ck = tmp_path / "layered-aep-s0" / "results.json"
+    cut = json.loads(ck.read_text())
+    cut["history"] = cut["history"][:1]
+    ck.write_text(json.dumps(cut))
+    subprocess.run([*argv, "--report"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600, check=True)
+    row = json.loads((tmp_path / "results.json").read_text())["table"]["layered AEP"]
+    assert row["epoch2"] is None and row["long"]["epoch"] == 1
+    assert "at epoch 1: unfinished" in (tmp_path / "results.md").read_text()
+    empty = subprocess.run(
+        [*argv[:-1], str(tmp_path / "none"), "--report"], cwd=ROOT, env=_env(), capture_output=True, text=True
+    )
+    assert empty.returncode == 2 and "no finished epoch" in empty.stderr
