@@ -260,7 +260,11 @@ def finite_difference_gradient(
         At most this many randomly chosen entries per parameter.
     """
     options = {"method": "newton", "tol": 1e-14, **(settle_options or {})}
-    free = free_phase(system, inputs, settle_options=options)
+    # The state the dynamics reach (not the root nearest to zero), polished to tol.
+    start = free_phase(system, inputs, settle_options=settle_options).final
+    free = settle(system, start, inputs=inputs, **options)
+    if not free.all_converged:
+        raise RuntimeError(f"finite differences: polishing the free state failed: {free.message}")
     x0 = free.final
     y = _targets(system, target, len(x0))
     params = [k for k in system.params if system.trainable[k]] if params is None else params

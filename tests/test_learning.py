@@ -190,6 +190,24 @@ def test_reference_equals_finite_differences_random(random_system):
     assert ref.diagnostics["adjoint_residual"] < 1e-10
 
 
+def test_finite_differences_follow_the_state_the_dynamics_reach():
+    # Bistable: v = 3 tanh(v) + 0.1 has stable roots near ±3 and an unstable one near 0.
+    system = compile_circuit(
+        Circuit(
+            [
+                FreeNode("a", C=1.0, g=1.0),
+                VCCS("S", "a", "a", w=3.0, act="tanh"),
+                Bias("b", "a", I=0.1),
+                Output("a", target=0.0),
+            ]
+        )
+    )
+    ref = reference_gradient(system, settle_options={"tol": 1e-14})
+    assert ref.diagnostics["adjoint_residual"] < 1e-10
+    fd = finite_difference_gradient(system)
+    assert compare(ref, fd)["rel_error"] <= 1e-6
+
+
 @pytest.mark.parametrize("name", ["hopfield", "two_neurons", "resistor_network"])
 def test_krylov_equals_dense_examples(examples, name):
     system = compile_circuit(read_netlist(examples[name]))
