@@ -197,8 +197,8 @@ def _stable_dt(dyn, x, scheme: str = "euler") -> float:
         return 1.0 / _spectral_radius(dyn, x)
     invC = 1.0 / np.asarray(dyn.capacitance, dtype=float)
     if dyn.n <= DENSE_LIMIT:
-        J = _linearize(dyn, x).dense() * invC[None, :, None]
         with np.errstate(all="ignore"):
+            J = _finite_samples(_linearize(dyn, x).dense() * invC[None, :, None])
             ev = np.linalg.eigvals(J).ravel()
         ev = ev[np.isfinite(ev) & (ev.real < 0)]
         if len(ev):
@@ -207,17 +207,21 @@ def _stable_dt(dyn, x, scheme: str = "euler") -> float:
     return 0.5 / _spectral_radius(dyn, x)
 
 
+def _finite_samples(J: np.ndarray) -> np.ndarray:
+    """The samples of a batch of Jacobians that are finite (NaN ones end as ``nonfinite``)."""
+    return J[np.all(np.isfinite(J), axis=(1, 2))]
+
+
 def _time_scales(dyn, x) -> tuple[float, float, float]:
     """``(τ_fast, τ_slow, G)``: fastest and slowest stable time constants (s) of
     ``C⁻¹J`` at ``x`` and the conductance scale ``G`` (S) of ``J`` (largest
     absolute row sum), which turns a state error into a residual."""
     invC = 1.0 / np.asarray(dyn.capacitance, dtype=float)
-    lin = _linearize(dyn, x)
     if dyn.n <= DENSE_LIMIT:
-        J = lin.dense().astype(float)
         with np.errstate(all="ignore"):
+            J = _finite_samples(_linearize(dyn, x).dense().astype(float))
             ev = np.linalg.eigvals(J * invC[None, :, None]).ravel()
-        G = float(np.max(np.sum(np.abs(J), axis=2)))
+        G = float(np.max(np.sum(np.abs(J), axis=2), initial=0.0))
         ev = ev[np.isfinite(ev)]
         if len(ev) and np.max(np.abs(ev)) > 0:
             fast = 1.0 / float(np.max(np.abs(ev)))
@@ -442,6 +446,14 @@ def _relax(dyn, x, tol, dt, scheme, max_steps, divergence, record) -> SettleResu
 def _ode(dyn, x, tol, t_max, ode_method, divergence, record) -> SettleResult:
     B, n = x.shape
     invC = 1.0 / np.asarray(dyn.capacitance, dtype=float)
+    with np.errstate(all="ignore"):
+        F0 = dyn.f(x)
+    # Samples whose currents are not finite at the start cannot be integrated (one NaN
+    # would stall the solver for the whole batch): they stay put and end as 'nonfinite'.
+    dead = ~(np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(F0), axis=1))
+    start = x
+    if dead.any():
+        x = np.where(dead[:, None], x[np.argmin(dead)] if not dead.all() else 0, x).astype(dyn.dtype)
     tau_fast, tau_slow, conductance = _time_scales(dyn, x)
     if t_max is None:
         t_max = 1e3 * tau_slow
@@ -457,11 +469,12 @@ def _ode(dyn, x, tol, t_max, ode_method, divergence, record) -> SettleResult:
         nonlocal nfev
         nfev += 1
         F = dyn.f(y.reshape(B, n).astype(dyn.dtype, copy=False))
+        F[dead] = 0
         return (F * invC).ravel().astype(float)
 
     def converged_event(t, y):
         F = dyn.f(y.reshape(B, n).astype(dyn.dtype, copy=False))
-        r = _residual(F)
+        r = np.where(dead, 0.0, _residual(F))
         seen_t.append(t)
         seen_r.append(r)
         m = float(np.max(r))
@@ -493,12 +506,11 @@ def _ode(dyn, x, tol, t_max, ode_method, divergence, record) -> SettleResult:
     t = 0.0
     monitor = _Monitor(B)
     flagged = np.full(B, "", dtype=object)
-    rec_t, rec_x = [0.0], [x.copy()]
-    F0 = dyn.f(x)
+    rec_t, rec_x = [0.0], [start.copy()]
     rec_r = [_residual(F0)]
     failure = None
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.max(_residual(F0)) < tol:
+        if dead.all() or np.max(_residual(F0)) < tol:
             t_max = 0.0
         while t < t_max:
             seen_t.clear()
@@ -526,8 +538,9 @@ def _ode(dyn, x, tol, t_max, ode_method, divergence, record) -> SettleResult:
                 flagged[osc & (flagged == "")] = "oscillating"
                 if np.all(flagged != ""):
                     break
-    xf = y.reshape(B, n).astype(dyn.dtype)
-    F = dyn.f(xf)
+    xf = np.where(dead[:, None], start, y.reshape(B, n)).astype(dyn.dtype)
+    with np.errstate(all="ignore"):
+        F = dyn.f(xf)
     reason = np.where(flagged == "oscillating", "oscillating", "max_time" if failure is None else "solver_failed")
     traj = Trajectory(np.array(rec_t), np.array(rec_x), np.array(rec_r)) if record else None
     out = _finish("ode", xf, F, tol, reason, nfev, t, divergence, traj)
@@ -581,7 +594,8 @@ def _max_real_eigenvalue(dyn, x) -> np.ndarray:
 def _newton(dyn, x, tol, max_iterations, divergence, record) -> SettleResult:
     x = x.astype(dyn.dtype).copy()
     B = len(x)
-    F = dyn.f(x)
+    with np.errstate(all="ignore"):
+        F = dyn.f(x)
     res = _residual(F)
     rec_t, rec_x, rec_r = [0.0], [x.copy()], [res]
     it = 0
@@ -618,7 +632,8 @@ def _flag_unstable(dyn, result: SettleResult) -> None:
     settled = result.converged
     eig = np.full(len(settled), np.nan)
     if settled.any():
-        x = np.where(settled[:, None], result.final, 0)
+        # Unsettled samples borrow a settled state: their own may not even be finite.
+        x = np.where(settled[:, None], result.final, result.final[np.argmax(settled)])
         eig = np.where(settled, _max_real_eigenvalue(dyn, x), np.nan)
         unstable = settled & (eig > 1e-9 * _spectral_radius(dyn, x))
         result.reason = np.where(unstable, "unstable", result.reason)

@@ -10,7 +10,7 @@ import pytest
 import scipy.integrate
 import sympy as sp
 
-from circuits import VCCS, Circuit, FreeNode, read_netlist
+from circuits import VCCS, Bias, Circuit, Element, FreeNode, Parameter, read_netlist
 from simulator import METHODS, compile_circuit, derive, settle
 from simulator.settle import ODE_METHODS
 
@@ -273,6 +273,27 @@ def test_diverging_circuit(method):
     assert result.reason[0] in ("diverged", "nonfinite"), result.message
     assert not result.converged[0]
     assert np.isnan(result.state[0, 0])
+
+
+class _SqrtSink(Element):
+    """A current ``−k√v`` out of ``a``: not real (NaN) for ``v < 0``."""
+
+    kind = "sqrt_sink"
+    terminals = ("a",)
+    parameters = (Parameter("k", "A/V^0.5", "gain", 1.0),)
+
+    def currents(v, p, o):
+        return {"a": -p["k"] * sp.sqrt(v["a"])}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nonfinite_currents_at_the_start_are_reported_by_name(method):
+    # C dv/dt = −v − √v + 2: v* = 1 from v = 0.5; from v = −0.5 the currents are NaN.
+    system = compile_circuit(Circuit([FreeNode("a", C=1.0, g=1.0), _SqrtSink("S", "a"), Bias("b", "a", I=2.0)]))
+    result = settle(system, np.array([[-0.5], [0.5]]), method=method, tol=1e-10)
+    assert list(result.reason) == ["nonfinite", "converged"], result.message
+    assert np.isnan(result.state[0, 0])
+    assert result.state[1, 0] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_diverging_circuit_divergence_threshold():
