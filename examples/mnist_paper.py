@@ -12,8 +12,9 @@ Test accuracy after 1 epoch (mean ± std over ``--seeds`` seeds) and after
 ``results.md``, ``results.json`` and ``accuracy.png`` to ``--out``.  Every
 run checkpoints after each epoch into its own folder, and a rerun resumes
 unfinished runs and skips finished ones, so the script can be interrupted;
-``--report`` writes the table from the epochs finished so far (long runs
-still under way are shown at the last epoch they all reached).
+``--report`` writes the table from the epochs finished so far (the long
+runs that finished, or if none has, those under way at the last epoch they
+all reached).
 
     python examples/mnist_paper.py --data-dir PATH/TO/MNIST --seeds 10 --long-seeds 3 --epochs 20 --jobs 2
 """
@@ -86,10 +87,12 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
         if not runs:
             continue
         one = [r["history"][0]["test_accuracy"] for r in runs]
-        # Long runs still under way (see --report) are shown at the last epoch they all reached.
+        # The long runs that finished; if none has yet (see --report), those under way
+        # at the last epoch they all reached.
         long_runs = [r for r in runs if r["config"]["epochs"] >= epochs]
-        reached = min((len(r["history"]) for r in long_runs), default=0)
-        reached = min(reached, epochs)
+        finished = [r for r in long_runs if len(r["history"]) >= epochs]
+        long_runs = finished or long_runs
+        reached = epochs if finished else min((len(r["history"]) for r in long_runs), default=0)
         long = [r["history"][reached - 1]["test_accuracy"] for r in long_runs]
         secs = [h["seconds"] for r in runs for h in r["history"]]
         label = f"{model} {algorithm.upper()}"
