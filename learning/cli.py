@@ -10,7 +10,9 @@
     aeplab export-spice NETLIST [-o FILE] [--phase free|nudged|aep] [--beta B]
 
 Errors in the input (bad netlist, unknown option) print one line naming the
-problem and exit with status 2.
+problem and exit with status 2.  ``settle`` exits with 1 when a sample did not
+settle; ``gradcheck`` exits with 1 when an applicable algorithm failed or its
+learning phase did not settle (the others are still reported).
 """
 
 from __future__ import annotations
@@ -175,7 +177,21 @@ def _gradcheck(system, algorithms, beta, nudging):
         except NotApplicable as err:
             results[name] = {"applicable": False, "reason": str(err)}
             continue
-        results[name] = {"applicable": True, "beta": beta, "nudging": est.nudging, **compare(est, ref)}
+        except (RuntimeError, np.linalg.LinAlgError) as err:
+            # One algorithm failing (e.g. a learning phase that diverges) does not hide the others.
+            results[name] = {"applicable": True, "failed": True, "reason": f"{type(err).__name__}: {err}"}
+            continue
+        phases = {k: d for k, d in est.diagnostics.items() if isinstance(d, dict) and "converged" in d}
+        unsettled = {k: d["reasons"] for k, d in phases.items() if d["converged"] < 1.0}
+        results[name] = {
+            "applicable": True,
+            "failed": False,
+            "beta": beta,
+            "nudging": est.nudging,
+            "settled": not unsettled,
+            **({"unsettled_phases": unsettled} if unsettled else {}),
+            **compare(est, ref),
+        }
     return ref, fd, compare(ref, fd), results
 
 
@@ -200,9 +216,11 @@ def cmd_gradcheck(args) -> int:
         plot_beta_sweep(sweep, path=args.plot, title=f"{circuit.name}: error of the gradient estimate vs β")
         out["plot"] = args.plot
         out["beta_sweep"] = sweep
+    # Exit status 1 when an algorithm that applies failed or its learning phase did not settle.
+    status = int(any(r["applicable"] and (r["failed"] or not r["settled"]) for r in results.values()))
     if args.json:
         print_json(out)
-        return 0
+        return status
     print(
         f"Gradient check: {circuit.name} ({system.n} free nodes, {len(ref.grads)} trainable parameters), "
         f"β = {args.beta:g}"
@@ -214,11 +232,20 @@ def cmd_gradcheck(args) -> int:
     for name, r in results.items():
         if not r["applicable"]:
             print(f"{name:<10}{'—':<12}  not applicable: {r['reason']}")
+        elif r["failed"]:
+            print(f"{name:<10}{'—':<12}  failed: {r['reason']}")
         else:
-            print(f"{name:<10}{r['nudging']:<12}{r['rel_error']:>12.2e}{r['cosine']:>12.8f}")
+            line = f"{name:<10}{r['nudging']:<12}{r['rel_error']:>12.2e}{r['cosine']:>12.8f}"
+            if not r["settled"]:
+                line += (
+                    "  (learning phase did not settle: "
+                    + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["unsettled_phases"].items())
+                    + ")"
+                )
+            print(line)
     if args.plot:
         print(f"\nwrote {args.plot}")
-    return 0
+    return status
 
 
 # -- locality ----------------------------------------------------------------------

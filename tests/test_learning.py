@@ -648,6 +648,7 @@ def test_cli_gradcheck_json(examples, capsys):
     assert algs["ep"]["applicable"] is False
     assert "U1" in algs["ep"]["reason"] and "W21" in algs["ep"]["reason"]
     assert algs["aep"]["applicable"] is True and algs["aep"]["rel_error"] < 1e-5
+    assert algs["aep"]["failed"] is False and algs["aep"]["settled"] is True
     assert algs["dyadic"]["rel_error"] < 1e-7
     assert algs["vf"]["rel_error"] > algs["aep"]["rel_error"]
     assert out["reference_vs_finite_differences"]["rel_error"] < 1e-6
@@ -665,6 +666,36 @@ def test_cli_gradcheck_plot(examples, tmp_path, capsys):
     assert png.exists() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png) in capsys.readouterr().out
+
+
+def test_cli_gradcheck_reports_a_failing_algorithm_and_checks_the_rest(examples, capsys, monkeypatch):
+    import learning.algorithms as algorithms
+
+    real = algorithms.estimate
+
+    def flaky(name, system, *args, **kwargs):
+        if name == "vf":
+            raise RuntimeError("the learning phase did not settle: 1 of 1 samples diverged")
+        est = real(name, system, *args, **kwargs)
+        if name == "dyadic":
+            est.diagnostics["dyadic"] = {**est.diagnostics["dyadic"], "converged": 0.0, "reasons": ["max_steps"]}
+        return est
+
+    monkeypatch.setattr(algorithms, "estimate", flaky)
+    code = cli.main(["gradcheck", str(examples["two_neurons"]), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    algs = out["algorithms"]
+    assert algs["vf"]["failed"] is True and "did not settle" in algs["vf"]["reason"]
+    assert algs["aep"]["failed"] is False and algs["aep"]["settled"] is True and algs["aep"]["rel_error"] < 1e-5
+    assert algs["dyadic"]["settled"] is False and algs["dyadic"]["unsettled_phases"] == {"dyadic": ["max_steps"]}
+    assert algs["ep"]["applicable"] is False
+
+    code = cli.main(["gradcheck", str(examples["two_neurons"])])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "vf" in text and "failed: RuntimeError: the learning phase did not settle" in text
+    assert "(learning phase did not settle: dyadic: max_steps)" in text
 
 
 def test_cli_locality(examples, capsys):
