@@ -281,6 +281,19 @@ def cmd_locality(args) -> int:
 # -- train -------------------------------------------------------------------------
 
 
+def _learning_rates(tokens: list[str]) -> dict[str, float]:
+    """``["0.05"]`` or ``["W1=0.1", "default=0.05"]`` → ``{"default": 0.05}`` / ``{"W1": 0.1, ...}``."""
+    rates = {}
+    for token in tokens:
+        name, _, value = token.rpartition("=")
+        name = name or "default"
+        try:
+            rates[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--lr: {token!r} is neither a rate nor ELEMENT=RATE (e.g. 0.05 or W1=0.1)") from None
+    return rates
+
+
 def cmd_train(args) -> int:
     from learning.datasets import load_dataset
     from learning.train import TrainConfig, Trainer
@@ -296,7 +309,7 @@ def cmd_train(args) -> int:
         if getattr(args, k) is not None
     }
     if args.lr is not None:
-        overrides["lr"] = {"default": args.lr}
+        overrides["lr"] = _learning_rates(args.lr)
     config = TrainConfig(
         model=args.model,
         hidden=args.hidden,
@@ -390,7 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beta", type=float, default=0.1, help="nudging strength β (default 0.1)")
     p.add_argument("--nudging", choices=("symmetric", "one-sided"), default="symmetric")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default per model)")
+    p.add_argument(
+        "--lr",
+        nargs="+",
+        default=None,
+        metavar="RATE|ELEMENT=RATE",
+        help="learning rate for all parameters, or per element, e.g. W1=0.1 W2=0.05 default=0.05 (default per model)",
+    )
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--act", default=None, help="transfer function (default per model)")
     p.add_argument("--cost", choices=("squared_error", "cross_entropy"), default=None)

@@ -43,6 +43,14 @@ class SGD:
             if k not in system.params:
                 raise KeyError(f"no parameter {k!r} to train")
         self.momentum = float(momentum)
+        if isinstance(lr, dict):
+            valid = {"default", *self.params, *(k.rsplit(".", 1)[0] for k in self.params)}
+            unknown = sorted(set(lr) - valid)
+            if unknown:
+                raise KeyError(
+                    f"learning rates given for {unknown}, which name no trained element or parameter; "
+                    f"valid: {', '.join(sorted(valid))}"
+                )
         self.lr = {k: self._rate(lr, k) for k in self.params}
         self.velocity = {k: np.zeros_like(system.params[k]) for k in self.params}
         self._domain = {}

@@ -167,6 +167,18 @@ def test_train_json_and_resume(capsys, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["epochs_done"] == 2
 
 
+def test_train_per_layer_learning_rates(capsys):
+    rc, d = run_json(capsys, *TRAIN, "--epochs", 1, "--lr", "W1=0.1", "W2=0.02", "default=0.05")
+    assert rc == 0
+    assert d["config"]["lr"] == {"W1": 0.1, "W2": 0.02, "default": 0.05}
+    rc, d = run_json(capsys, *TRAIN, "--epochs", 1, "--lr", "0.03")
+    assert rc == 0 and d["config"]["lr"] == {"default": 0.03}
+    rc, out, err = run(capsys, *TRAIN, "--epochs", 1, "--lr", "W7=0.1", "default=0.05")
+    assert rc == 2 and "W7" in err and "valid:" in err
+    rc, out, err = run(capsys, *TRAIN, "--epochs", 1, "--lr", "W1=fast")
+    assert rc == 2 and "W1=fast" in err and "ELEMENT=RATE" in err
+
+
 def test_train_text_output(capsys, tmp_path):
     argv = [a for a in TRAIN if a != "--json"]
     rc, out, _ = run(capsys, *argv, "--model", "feedforward", "--epochs", 1, "--quiet", "--out", tmp_path)

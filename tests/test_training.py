@@ -303,6 +303,11 @@ def test_sgd_missing_rate_names_the_parameter(ff_system):
         SGD(ff_system, lr={"default": -0.1})
     with pytest.raises(KeyError, match="no parameter"):
         SGD(ff_system, lr=0.1, params=["W9.w"])
+    # A misspelt or untrained name is an error, not silently the default rate.
+    with pytest.raises(KeyError, match=r"\['W3'\].*valid: .*W1, W1\.w, W2"):
+        SGD(ff_system, lr={"W3": 0.1, "default": 0.05})
+    with pytest.raises(KeyError, match=r"\['h1\.C'\]"):
+        SGD(ff_system, lr={"h1.C": 0.1, "default": 0.05})
 
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5])
