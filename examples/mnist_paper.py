@@ -120,12 +120,26 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
             f"(n={e1['n']}) | {long} | {row['seconds_per_epoch']:.0f} |"
         )
     markdown = "\n".join(lines) + "\n"
+    # Every run's own per-epoch record goes with the table: the table can be checked,
+    # and rebuilt, without the run folders.
+    keep = ("epoch", "train_accuracy", "test_accuracy", "seconds", "converged", "dropped_samples")
+    runs = [
+        {
+            "model": r["config"]["model"],
+            "algorithm": r["config"]["algorithm"],
+            "seed": r["config"]["seed"],
+            "epochs_done": len(r["history"]),
+            "history": [{k: h[k] for k in keep if k in h} for h in r["history"]],
+        }
+        for r in sorted(results, key=lambda r: (r["config"]["model"], r["config"]["algorithm"], r["config"]["seed"]))
+    ]
+    document = {"epochs": epochs, "table": table, "runs": runs}
     atomic_write(out / "results.md", markdown)
-    atomic_write(out / "results.json", json.dumps({"epochs": epochs, "table": table}, indent=2) + "\n")
+    atomic_write(out / "results.json", json.dumps(document, indent=2) + "\n")
     curves = {k: v for k, v in curves.items() if v}
     if curves:
         plot_history(curves, path=out / "accuracy.png", title="MNIST 784-500-10: test accuracy (mean ± std over seeds)")
-    return {"markdown": markdown, "table": table}
+    return {"markdown": markdown, "table": table, "runs": runs}
 
 
 def main(argv=None) -> int:

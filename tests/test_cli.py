@@ -290,6 +290,13 @@ def test_paper_script_end_to_end(tmp_path):
     for row in table["table"].values():
         assert row["epoch1"]["n"] == 2 and row["epoch2"]["n"] == 1
         assert row["model"] in markdown
+    assert len(table["runs"]) == 12
+    for run in table["runs"]:
+        assert run["epochs_done"] == (2 if run["seed"] == 0 else 1) == len(run["history"])
+        assert {"epoch", "train_accuracy", "test_accuracy", "seconds"} <= set(run["history"][0])
+    aep0 = next(r for r in table["runs"] if (r["model"], r["algorithm"], r["seed"]) == ("layered", "aep", 0))
+    mean = 100 * aep0["history"][1]["test_accuracy"]
+    assert table["table"]["layered AEP"]["epoch2"]["mean"] == pytest.approx(mean)
     runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert len(runs) == 12 and "layered-ep-s0" in runs and "feedforward-vf-s1" in runs
     assert json.loads((tmp_path / "layered-aep-s0" / "results.json").read_text())["epochs_done"] == 2
