@@ -64,7 +64,9 @@ class Estimate:
     beta : float or None
     nudging : str or None
     diagnostics : dict
-        Per phase: converged fraction, reasons, max residual; ``A0_norm``
+        Per phase (``"free"`` when the free phase was settled here or passed
+        as a :class:`~simulator.SettleResult`, then the learning phases):
+        converged fraction, reasons, max residual, steps; ``A0_norm``
         (largest ``‖A₀‖₂`` over the batch); ``displacement`` (``‖x_β − x₀‖∞``).
     """
 
@@ -141,17 +143,20 @@ def _bound(system, inputs, bound):
 
 
 def _prepare(system, inputs, target, free, settle_options, bound):
-    """Bound system, free state ``x₀``, targets and which samples' free phase settled."""
+    """Bound system, free state ``x₀``, targets, which samples' free phase settled,
+    and the diagnostics the estimate starts from (the free phase's, when it is known)."""
     bound = _bound(system, inputs, bound)
     if free is None:
         free = free_phase(system, settle_options=settle_options, bound=bound)
     if isinstance(free, SettleResult):
         x0, settled = free.final, free.converged.copy()
+        diag = {"free": _phase_summary(free)}
     else:
         x0 = np.atleast_2d(free)
         settled = np.ones(len(x0), dtype=bool)
+        diag = {}
     y = _targets(system, target, len(x0))
-    return bound, x0, y, settled
+    return bound, x0, y, settled, diag
 
 
 def _check_beta(beta: float, nudging: str):
@@ -212,7 +217,7 @@ def reference_gradient(
     """
     if solver not in ("auto", "dense", "krylov"):
         raise ValueError(f"solver must be 'auto', 'dense' or 'krylov', got {solver!r}")
-    bound, x0, y, _ = _prepare(system, inputs, target, free, settle_options, bound)
+    bound, x0, y, _, _ = _prepare(system, inputs, target, free, settle_options, bound)
     lin0 = bound.linearize(x0)
     rhs = -system.cost_grad(x0, y)
     B, n = x0.shape
@@ -333,8 +338,7 @@ def ep(
     except ValueError as err:
         raise NotApplicable(f"EP: {err}") from None
     options = _settle_options(system, settle_options)
-    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
-    diag = {}
+    bound, x0, y, settled, diag = _prepare(system, inputs, target, free, options, bound)
     states = _nudged_states(lambda b: NudgedPhase(bound, y, b), x0, beta, nudging, options, diag, "nudged", settled)
     keep, count = _keep(settled, drop_unsettled, diag)
     x_a, x_b, b_b = (states[beta], states[-beta], -beta) if nudging == "symmetric" else (states[beta], x0, 0.0)
@@ -351,16 +355,15 @@ def _linear_response(
     """VF and AEP: settle the learning phase(s) from ``x₀``, then ``g = −sᵀ ∂f/∂θ(x₀)``."""
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
+    bound, x0, y, settled, diag = _prepare(system, inputs, target, free, options, bound)
     lin0 = bound.linearize(x0)
-    diag = {}
     states = _nudged_states(
         lambda b: make_phase(bound, y, b, x0, lin0), x0, beta, nudging, options, diag, name, settled
     )
     keep, count = _keep(settled, drop_unsettled, diag)
     s = np.where(keep[:, None], _response(states, x0, beta, nudging), 0)
     grads = linear_response_update(lin0, s, count=count)
-    diag["displacement"] = float(max(np.max(np.abs(s - x0)) for s in states.values()))
+    diag["displacement"] = float(max(np.max(np.abs(x - x0)) for x in states.values()))
     diag["A0_norm"] = _a0_norm(lin0, system.n)
     return Estimate(name, grads, beta, nudging, diag)
 
@@ -437,16 +440,14 @@ def dyadic(
     """
     _check_beta(beta, nudging)
     options = _settle_options(system, settle_options)
-    bound, x0, y, settled = _prepare(system, inputs, target, free, options, bound)
+    bound, x0, y, settled, diag = _prepare(system, inputs, target, free, options, bound)
     phase = DyadicPhase(bound, y, beta)
     z0 = np.concatenate([x0, np.zeros_like(x0)], axis=1)
     res = settle(phase, z0, **options)
     m, d = phase.split(res.final)
-    diag = {
-        "dyadic": _phase_summary(res),
-        "dyad_difference": float(np.max(np.abs(d))),
-        "midpoint_drift": float(np.max(np.abs(m - x0))),
-    }
+    diag["dyadic"] = _phase_summary(res)
+    diag["dyad_difference"] = float(np.max(np.abs(d)))
+    diag["midpoint_drift"] = float(np.max(np.abs(m - x0)))
     keep, count = _keep(settled & res.converged, drop_unsettled, diag)
     grads = linear_response_update(bound.linearize(m), np.where(keep[:, None], d / beta, 0), count=count)
     return Estimate("dyadic", grads, beta, "one-sided", diag)

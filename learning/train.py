@@ -263,7 +263,8 @@ class Trainer:
         finite = all(np.all(np.isfinite(g)) for g in est.grads.values())
         if finite:
             self.optimizer.step(est.grads)
-        phases = [free.converged.mean()] + [d["converged"] for d in est.diagnostics.values() if isinstance(d, dict)]
+        # The free phase and every learning phase (the estimate's diagnostics list them all).
+        phases = [d["converged"] for d in est.diagnostics.values() if isinstance(d, dict)]
         out = x0[:, system.outputs]
         return {
             "loss": float(np.mean(system.cost.value(out, y))),

@@ -734,6 +734,11 @@ def test_unsettled_samples_are_dropped_from_the_update(algorithm):
     kwargs = {"target": y, "beta": 1e-3, "settle_options": opts, "bound": system.bind(u)}
     dropped = estimate(algorithm, system, free=free, drop_unsettled=True, **kwargs)
     assert dropped.diagnostics["dropped"] == 1
+    # The estimate repeats the free phase's diagnostics, first, then its learning phases'.
+    phases = [k for k, d in dropped.diagnostics.items() if isinstance(d, dict)]
+    assert phases[0] == "free" and len(phases) >= 2
+    assert dropped.diagnostics["free"]["converged"] == 0.75 and dropped.diagnostics["free"]["method"] == "newton"
+    assert "free" not in estimate(algorithm, system, free=free.final, **kwargs).diagnostics  # a bare state
     keep = [0, 1, 3]
     sub = settle(system, inputs=u[keep], method="newton", tol=1e-12)
     kwargs.update(target=y[keep], bound=system.bind(u[keep]))
