@@ -8,8 +8,10 @@
   cannot train the hidden layer: for a feedforward J, J⁻¹ℓ' vanishes there).
 
 Test accuracy after 1 epoch (mean ± std over ``--seeds`` seeds) and after
-``--epochs`` epochs (over the first ``--long-seeds`` seeds).  Writes
-``results.md``, ``results.json`` and ``accuracy.png`` to ``--out``.  Every
+``--epochs`` epochs (over the first ``--long-seeds`` seeds).  Learning
+rates are the trainer's per-model defaults unless ``--lr`` gives others.
+Writes ``results.md``, ``results.json`` (the table and every run's
+per-epoch record) and ``accuracy.png`` to ``--out``.  Every
 run checkpoints after each epoch into its own folder, and a rerun resumes
 unfinished runs and skips finished ones, so the script can be interrupted;
 ``--report`` writes the table from the epochs finished so far (the long
@@ -55,7 +57,12 @@ def run_one(job: dict) -> dict:
             return done
     data = load_dataset("mnist", job["data_dir"], train_size=job["train_size"], test_size=job["test_size"])
     config = TrainConfig(
-        model=job["model"], algorithm=job["algorithm"], seed=job["seed"], epochs=job["epochs"], hidden=[job["hidden"]]
+        model=job["model"],
+        algorithm=job["algorithm"],
+        seed=job["seed"],
+        epochs=job["epochs"],
+        hidden=[job["hidden"]],
+        lr=job.get("lr"),
     )
     trainer = Trainer(config, data, out=out, progress=False)
     if (out / "checkpoint.npz").exists():
@@ -103,6 +110,7 @@ def summarise(results: list[dict], epochs: int, out: Path) -> dict:
             f"epoch{epochs}": _stats(long) if long and reached == epochs else None,
             "long": {"epoch": reached, **_stats(long)} if long else None,
             "seconds_per_epoch": sum(secs) / len(secs),
+            "lr": runs[0]["config"]["lr"],
         }
         curves[label] = [r["history"][:reached] for r in long_runs]
     lines = [
@@ -152,6 +160,13 @@ def main(argv=None) -> int:
     parser.add_argument("--train-size", type=int, default=None, help="subset of the training set (default all)")
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--only", nargs="+", default=None, help="runs to do, e.g. layered:aep feedforward:vf")
+    parser.add_argument(
+        "--lr",
+        nargs="+",
+        default=None,
+        metavar="RATE|ELEMENT=RATE",
+        help="learning rates for every run (default per model), e.g. W1=0.3 default=0.1; use with --only",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one BLAS thread each)")
     parser.add_argument("--out", default="runs/paper")
     parser.add_argument("--report", action="store_true", help="train nothing: summarise the runs found in --out so far")
@@ -161,6 +176,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = RUNS if args.only is None else [tuple(r.split(":")) for r in args.only]
+    lr = None
+    if args.lr is not None:
+        from learning.optim import parse_learning_rates
+
+        try:
+            lr = parse_learning_rates(args.lr)
+        except ValueError as err:
+            parser.error(str(err))
     jobs = []
     for seed in range(args.seeds):
         for model, algorithm in runs:
@@ -174,6 +197,7 @@ def main(argv=None) -> int:
                     "data_dir": args.data_dir,
                     "train_size": args.train_size,
                     "test_size": args.test_size,
+                    "lr": lr,
                     "out": str(out / f"{model}-{algorithm}-s{seed}"),
                 }
             )

@@ -281,21 +281,9 @@ def cmd_locality(args) -> int:
 # -- train -------------------------------------------------------------------------
 
 
-def _learning_rates(tokens: list[str]) -> dict[str, float]:
-    """``["0.05"]`` or ``["W1=0.1", "default=0.05"]`` → ``{"default": 0.05}`` / ``{"W1": 0.1, ...}``."""
-    rates = {}
-    for token in tokens:
-        name, _, value = token.rpartition("=")
-        name = name or "default"
-        try:
-            rates[name] = float(value)
-        except ValueError:
-            raise ValueError(f"--lr: {token!r} is neither a rate nor ELEMENT=RATE (e.g. 0.05 or W1=0.1)") from None
-    return rates
-
-
 def cmd_train(args) -> int:
     from learning.datasets import load_dataset
+    from learning.optim import parse_learning_rates
     from learning.train import TrainConfig, Trainer
 
     if args.dataset == "mnist" and args.data_dir is None:
@@ -309,7 +297,7 @@ def cmd_train(args) -> int:
         if getattr(args, k) is not None
     }
     if args.lr is not None:
-        overrides["lr"] = _learning_rates(args.lr)
+        overrides["lr"] = parse_learning_rates(args.lr)
     config = TrainConfig(
         model=args.model,
         hidden=args.hidden,

@@ -13,7 +13,7 @@ import numpy as np
 
 from simulator import CompiledSystem
 
-__all__ = ["SGD"]
+__all__ = ["SGD", "parse_learning_rates"]
 
 
 class SGD:
@@ -99,3 +99,21 @@ class SGD:
             if k not in self.velocity or self.velocity[k].shape != np.shape(v):
                 raise ValueError(f"optimizer state for {k!r} does not match this system")
             self.velocity[k][...] = v
+
+
+def parse_learning_rates(tokens: list[str]) -> dict[str, float]:
+    """Learning rates from command-line words: a rate for all, and/or ``ELEMENT=RATE``.
+
+    ``["0.05"]`` → ``{"default": 0.05}``; ``["W1=0.3", "default=0.1"]`` →
+    ``{"W1": 0.3, "default": 0.1}`` (see :class:`SGD` for how names match).
+    """
+    rates = {}
+    for token in tokens:
+        name, _, value = token.rpartition("=")
+        try:
+            rates[name or "default"] = float(value)
+        except ValueError:
+            raise ValueError(
+                f"learning rate {token!r} is neither a rate nor ELEMENT=RATE (e.g. 0.05 or W1=0.1)"
+            ) from None
+    return rates

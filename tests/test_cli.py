@@ -176,7 +176,7 @@ def test_train_per_layer_learning_rates(capsys):
     rc, out, err = run(capsys, *TRAIN, "--epochs", 1, "--lr", "W7=0.1", "default=0.05")
     assert rc == 2 and "W7" in err and "valid:" in err
     rc, out, err = run(capsys, *TRAIN, "--epochs", 1, "--lr", "W1=fast")
-    assert rc == 2 and "W1=fast" in err and "ELEMENT=RATE" in err
+    assert rc == 2 and "'W1=fast'" in err and "ELEMENT=RATE" in err
 
 
 def test_train_text_output(capsys, tmp_path):
@@ -276,6 +276,19 @@ def test_demo(tmp_path):
 
 
 @needs_mnist
+def test_paper_script_learning_rates(tmp_path):
+    tiny = "--seeds 1 --long-seeds 1 --epochs 1 --train-size 200 --test-size 100 --hidden 8".split()
+    argv = [sys.executable, "examples/mnist_paper.py", "--data-dir", str(MNIST), *tiny, "--out", str(tmp_path)]
+    argv += ["--only", "feedforward:aep", "--lr", "W1=0.3", "default=0.1"]
+    done = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((tmp_path / "feedforward-aep-s0" / "config.json").read_text())
+    assert config["lr"] == {"W1": 0.3, "default": 0.1}
+    assert json.loads((tmp_path / "results.json").read_text())["table"]["feedforward AEP"]["lr"] == config["lr"]
+    bad = subprocess.run([*argv[:-2], "W1=fast"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "'W1=fast'" in bad.stderr
+
+
 def test_paper_script_end_to_end(tmp_path):
     tiny = "--seeds 2 --long-seeds 1 --epochs 2 --train-size 300 --test-size 100 --hidden 16".split()
     argv = [sys.executable, "examples/mnist_paper.py", "--data-dir", str(MNIST), *tiny, "--out", str(tmp_path)]
