@@ -238,7 +238,16 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch = 0
         self.n_classes = sizes[-1]
-        relax = {"method": "relax", "scheme": config.scheme, "dt": config.dt, "tol": config.tol}
+        # No eigenvalue check of each settled sample: relaxation only rests on an unstable
+        # stationary point if it starts exactly there, and for a few hundred nodes the check
+        # (one dense eigendecomposition per sample and phase) cost 3× the training itself.
+        relax = {
+            "method": "relax",
+            "scheme": config.scheme,
+            "dt": config.dt,
+            "tol": config.tol,
+            "check_stability": False,
+        }
         self.free_options = {**relax, "max_steps": config.free_steps}
         self.nudge_options = {**relax, "max_steps": config.nudge_steps}
 
